@@ -1,0 +1,129 @@
+//! Command-line types (clap derive) and nothing else: commands receive
+//! settings built from these, never the clap types themselves.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Database change events in, enriched engagement records out, with the
+/// rules in hot-swappable WebAssembly plugins.
+#[derive(Debug, Parser)]
+#[command(name = "engagement-host", version, about)]
+pub struct Cli {
+    /// Log as JSON lines instead of text.
+    #[arg(long, global = true, env = "LOG_JSON")]
+    pub log_json: bool,
+
+    /// Log level when RUST_LOG is not set (error, warn, info, debug, trace).
+    #[arg(long, global = true, default_value = "info")]
+    pub log_level: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the pipeline over an NDJSON file of messages, with no services:
+    /// enriched records out as NDJSON. The plugin author's test bench.
+    Replay(ReplayArgs),
+    /// Work with plugin files.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Say which world a component implements, its name, version and
+    /// sha256, its imports and output fields, or exactly why it is not a
+    /// valid plugin (exit status 1).
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The component file.
+    pub file: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Where plugins live and what they may do.
+#[derive(Debug, Args, Clone)]
+pub struct PluginArgs {
+    /// Directory holding the plugin files (watched for changes).
+    #[arg(long, env = "PLUGIN_DIR", default_value = "dist/plugins")]
+    pub plugins: PathBuf,
+    /// Decoder file name within the plugin directory.
+    #[arg(long, default_value = "decoder.wasm")]
+    pub decoder: String,
+    /// Enricher file name within the plugin directory.
+    #[arg(long, default_value = "enricher.wasm")]
+    pub enricher: String,
+    /// Do not watch the plugin directory for new versions.
+    #[arg(long)]
+    pub no_watch: bool,
+    /// Where precompiled plugins are cached (default: the user cache dir).
+    #[arg(long, env = "PLUGIN_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Do not cache precompiled plugins.
+    #[arg(long)]
+    pub no_cache: bool,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Per-call limits of plugins and the capabilities they are granted.
+#[derive(Debug, Args, Clone)]
+pub struct LimitArgs {
+    /// Wall-time deadline of one plugin call, in milliseconds.
+    #[arg(long, default_value_t = 250)]
+    pub call_deadline_ms: u64,
+    /// Linear memory cap of one plugin instance, in MiB.
+    #[arg(long, default_value_t = 128)]
+    pub memory_cap_mib: usize,
+    /// Grant a capability import (e.g. `wasi:clocks`, `wasi:random`); repeatable.
+    #[arg(long = "grant", value_name = "INTERFACE")]
+    pub grants: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// NDJSON of messages (`{"destination","key","value","attributes"}`);
+    /// `.gz` accepted; `-` for stdin.
+    #[arg(long, short)]
+    pub input: PathBuf,
+    /// Where enriched records go (NDJSON); `-` for stdout.
+    #[arg(long, short, default_value = "-")]
+    pub output: PathBuf,
+    /// Where dead letters go (NDJSON). Without it they are only logged and counted.
+    #[arg(long)]
+    pub dead_letters: Option<PathBuf>,
+    /// Keep state (content cache, pending events) in this directory across
+    /// runs. Without it the state lives in memory and starts empty.
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Messages per batch (one plugin call each way per batch).
+    #[arg(long, default_value_t = 512)]
+    pub batch_size: usize,
+    /// Replay at most this many messages per second (default: as fast as possible).
+    #[arg(long)]
+    pub rate: Option<u64>,
+    /// How long (seconds of source time) an event waits for its content.
+    #[arg(long, default_value_t = 10)]
+    pub pending_ttl_secs: u64,
+    /// Most events waiting for content at once.
+    #[arg(long, default_value_t = 100_000)]
+    pub max_pending: usize,
+    /// Largest message value accepted, in bytes; larger ones are dead-lettered.
+    #[arg(long, default_value_t = 4 << 20)]
+    pub max_message_bytes: usize,
+    /// Print the summary as JSON (on stderr).
+    #[arg(long)]
+    pub summary_json: bool,
+    #[command(flatten)]
+    pub plugins: PluginArgs,
+}

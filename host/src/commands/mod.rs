@@ -1,0 +1,4 @@
+//! One file per subcommand. `anyhow` lives here and in `main.rs` only.
+
+pub mod plugin_check;
+pub mod replay;

@@ -1,0 +1,221 @@
+//! `engagement-host replay`: the pipeline core fed from an NDJSON file,
+//! records out as NDJSON, no services. Deterministic: the pending TTL runs on
+//! source time, and events still waiting at the end come out as content
+//! missing.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::decode::{DecodeStep, StageError};
+use crate::enrich::EnrichStep;
+use crate::pipeline::processor::{BatchOutput, Clock, Processor};
+use crate::pipeline::record::RecordKind;
+use crate::settings::PluginSettings;
+use crate::sinks::dead_letter::{DeadLetter, DeadLetterFile};
+use crate::sinks::ndjson::NdjsonSink;
+use crate::source::SourceBatch;
+use crate::source::ndjson::NdjsonSource;
+use crate::state::store::StateStore;
+use crate::state::{State, StateConfig, StateStats};
+use crate::wasm::reload;
+
+/// Everything `replay` needs, settled.
+#[derive(Debug, Clone)]
+pub struct ReplaySettings {
+    pub input: PathBuf,
+    pub output: PathBuf,
+    pub dead_letters: Option<PathBuf>,
+    pub state_dir: Option<PathBuf>,
+    pub batch_size: usize,
+    pub rate: Option<u64>,
+    pub state: StateConfig,
+    pub max_message_bytes: usize,
+    pub plugins: PluginSettings,
+}
+
+/// What a replay did.
+#[derive(Debug, Default, Serialize)]
+pub struct ReplaySummary {
+    pub messages: u64,
+    pub changes: u64,
+    pub records: u64,
+    pub upserts: u64,
+    pub deletes: u64,
+    pub content_missing: u64,
+    pub dead_letters: u64,
+    pub pending_left: usize,
+    pub seconds: f64,
+    pub messages_per_second: f64,
+    pub state: StateStats,
+    pub plugin_swaps: u64,
+}
+
+/// Runs the replay with the WASM plugins.
+pub fn run(settings: &ReplaySettings) -> Result<ReplaySummary> {
+    let plugins = settings.plugins.load().context("loading plugins")?;
+    let _watcher = if settings.plugins.watch {
+        Some(reload::watch(&settings.plugins.dir, plugins.clone()).context("watching plugins")?)
+    } else {
+        None
+    };
+    let decoder = Box::new(crate::decode::WasmDecoder::new(plugins.clone()));
+    let enricher = Box::new(crate::enrich::WasmEnricher::new(plugins.clone()));
+    let mut summary = run_with(settings, decoder, enricher)?;
+    summary.plugin_swaps = plugins.decoder.swaps() + plugins.enricher.swaps();
+    Ok(summary)
+}
+
+/// Runs the replay with any decoder and enricher (the benchmark passes
+/// native builds of the same rules).
+pub fn run_with(
+    settings: &ReplaySettings,
+    decoder: Box<dyn DecodeStep>,
+    enricher: Box<dyn EnrichStep>,
+) -> Result<ReplaySummary> {
+    let store = match &settings.state_dir {
+        Some(dir) => StateStore::open(dir)?,
+        None => StateStore::in_memory()?,
+    };
+    let state = State::new(settings.state.clone(), store.load()?);
+    let mut processor = Processor::new(
+        decoder,
+        enricher,
+        state,
+        settings.max_message_bytes,
+        Clock::EventTime,
+    );
+    let mut records = NdjsonSink::new(open_output(&settings.output)?);
+    let mut dead = DeadLetterFile::new(match &settings.dead_letters {
+        Some(path) => Some(open_output(path)?),
+        None => None,
+    });
+    let source = NdjsonSource::open(&settings.input)
+        .with_context(|| format!("opening {}", settings.input.display()))?;
+
+    let mut summary = ReplaySummary::default();
+    let started = Instant::now();
+    let mut batch = SourceBatch::default();
+    let mut bad_lines = Vec::new();
+    let batch_size = settings.batch_size.max(1);
+
+    let mut write = |out: BatchOutput, summary: &mut ReplaySummary| -> Result<()> {
+        summary.changes += out.changes as u64;
+        for record in &out.records {
+            match record.kind {
+                RecordKind::Upsert => summary.upserts += 1,
+                RecordKind::Delete => summary.deletes += 1,
+            }
+            summary.content_missing += u64::from(record.content_missing);
+        }
+        summary.records += out.records.len() as u64;
+        summary.dead_letters += out.dead_letters.len() as u64;
+        records.write(&out.records).context("writing records")?;
+        dead.write(&out.dead_letters)
+            .context("writing dead letters")?;
+        // Outputs first, then the state: the order the service uses too.
+        store.commit(&out.delta).context("committing state")?;
+        Ok(())
+    };
+
+    let mut lines = source;
+    loop {
+        let item = lines.next();
+        let done = item.is_none();
+        match item {
+            Some(Ok(Ok((message, origin)))) => batch.push(message, origin),
+            Some(Ok(Err(bad))) => {
+                let mut letter = DeadLetter::new(
+                    "source",
+                    StageError {
+                        kind: "bad_line",
+                        reason: bad.reason,
+                    },
+                    None,
+                    bad.origin,
+                    None,
+                );
+                letter.raw = Some(bad.text);
+                bad_lines.push(letter);
+            }
+            Some(Err(err)) => return Err(err).context("reading input"),
+            None => {}
+        }
+        if batch.len() >= batch_size || (done && !batch.is_empty()) {
+            summary.messages += batch.len() as u64;
+            pace(settings.rate, summary.messages, started);
+            let out = processor.process(&batch);
+            write(out, &mut summary)?;
+            batch = SourceBatch::default();
+            let expired = processor.expire(false, true);
+            write(expired, &mut summary)?;
+        }
+        if !bad_lines.is_empty() {
+            let out = BatchOutput {
+                dead_letters: std::mem::take(&mut bad_lines),
+                ..BatchOutput::default()
+            };
+            write(out, &mut summary)?;
+        }
+        if done {
+            break;
+        }
+    }
+    let rest = processor.expire(true, false);
+    write(rest, &mut summary)?;
+    drop(write);
+    records.flush().context("writing records")?;
+    dead.flush().context("writing dead letters")?;
+
+    summary.pending_left = processor.state().pending_len();
+    summary.state = processor.state().stats;
+    summary.seconds = started.elapsed().as_secs_f64();
+    summary.messages_per_second = summary.messages as f64 / summary.seconds.max(1e-9);
+    Ok(summary)
+}
+
+/// Sleeps so that `done` messages take at least `done / rate` seconds.
+fn pace(rate: Option<u64>, done: u64, started: Instant) {
+    if let Some(rate) = rate.filter(|r| *r > 0) {
+        let due = Duration::from_secs_f64(done as f64 / rate as f64);
+        if let Some(wait) = due.checked_sub(started.elapsed()) {
+            thread::sleep(wait);
+        }
+    }
+}
+
+fn open_output(path: &Path) -> Result<Box<dyn Write + Send>> {
+    if path.as_os_str() == "-" {
+        return Ok(Box::new(BufWriter::with_capacity(1 << 16, io::stdout())));
+    }
+    let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    Ok(Box::new(BufWriter::with_capacity(1 << 16, file)))
+}
+
+impl ReplaySummary {
+    /// One human line per fact, for stderr.
+    pub fn describe(&self) -> String {
+        format!(
+            "replayed {} messages ({} row changes) in {:.2}s ({:.0} messages/s)\n\
+             records: {} ({} upserts, {} deletes, {} with content missing)\n\
+             dead letters: {}; stale changes ignored: {}; events that waited for content: {}; plugin swaps: {}",
+            self.messages,
+            self.changes,
+            self.seconds,
+            self.messages_per_second,
+            self.records,
+            self.upserts,
+            self.deletes,
+            self.content_missing,
+            self.dead_letters,
+            self.state.stale_ignored,
+            self.state.pending_parked,
+            self.plugin_swaps,
+        )
+    }
+}

@@ -1,0 +1,87 @@
+//! `engagement-host`: parse the command line, set up logging, dispatch.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Parser;
+
+use engagement_host::cli::{Cli, Command, PluginCommand, ReplayArgs};
+use engagement_host::commands::{plugin_check, replay};
+use engagement_host::settings::PluginSettings;
+use engagement_host::state::StateConfig;
+use engagement_host::telemetry::logging;
+use engagement_host::wasm::PluginLimits;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.log_json, &cli.log_level);
+    match dispatch(cli.command) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Replay(args) => {
+            let settings = replay_settings(&args);
+            let summary = replay::run(&settings)?;
+            if args.summary_json {
+                eprintln!("{}", serde_json::to_string(&summary)?);
+            } else {
+                eprintln!("{}", summary.describe());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plugin(PluginCommand::Check(args)) => {
+            let settings = PluginSettings {
+                dir: Default::default(),
+                decoder_file: String::new(),
+                enricher_file: String::new(),
+                watch: false,
+                cache_dir: None,
+                limits: PluginLimits::from(&args.limits),
+                grants: args.limits.grants.clone(),
+            };
+            match plugin_check::check(&settings, &args.file)? {
+                Ok(plugin) if args.json => {
+                    println!("{}", plugin_check::to_json(&plugin));
+                    Ok(ExitCode::SUCCESS)
+                }
+                Ok(plugin) => {
+                    print!("{}", plugin_check::describe(&plugin));
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(reason) if args.json => {
+                    println!("{}", serde_json::json!({"valid": false, "reason": reason}));
+                    Ok(ExitCode::FAILURE)
+                }
+                Err(reason) => {
+                    println!("not a valid plugin: {}: {reason}", args.file.display());
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+    }
+}
+
+fn replay_settings(args: &ReplayArgs) -> replay::ReplaySettings {
+    replay::ReplaySettings {
+        input: args.input.clone(),
+        output: args.output.clone(),
+        dead_letters: args.dead_letters.clone(),
+        state_dir: args.state_dir.clone(),
+        batch_size: args.batch_size,
+        rate: args.rate,
+        state: StateConfig {
+            pending_ttl_ms: (args.pending_ttl_secs as i64).saturating_mul(1000),
+            max_pending: args.max_pending.max(1),
+            ..StateConfig::default()
+        },
+        max_message_bytes: args.max_message_bytes,
+        plugins: PluginSettings::from(&args.plugins),
+    }
+}

@@ -1,0 +1,4 @@
+//! Host implementations of the interfaces plugins import: one file each.
+
+pub(crate) mod log;
+pub(crate) mod stderr;

@@ -1,0 +1,220 @@
+//! The plugins in service: one slot per world, swapped atomically.
+//!
+//! Readers (the pipeline) `load()` the current plugin at the start of each
+//! batch and keep that `Arc` for the whole batch, so a swap takes effect
+//! between batches and in-flight work finishes on the version it started
+//! with. A version that keeps failing after it went live is rolled back.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use serde::Serialize;
+
+use super::WasmError;
+use super::plugin::{LoadedPlugin, PluginKind, PluginLoader};
+use crate::telemetry::events;
+
+/// Consecutive failed calls after which a freshly swapped-in version is
+/// rolled back to the one it replaced.
+pub const ROLLBACK_AFTER_FAILURES: u32 = 5;
+
+/// One world's plugin.
+pub struct PluginSlot {
+    kind: PluginKind,
+    path: PathBuf,
+    current: ArcSwap<LoadedPlugin>,
+    previous: Mutex<Option<Arc<LoadedPlugin>>>,
+    /// Files (by sha256) refused or rolled back, with why: not retried.
+    rejected: Mutex<HashMap<String, String>>,
+    swaps: AtomicU64,
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum ReloadOutcome {
+    /// The new version serves from now on.
+    Swapped {
+        from: String,
+        to: String,
+        load_ms: f64,
+    },
+    /// The file is the version already serving.
+    Unchanged,
+    /// The file was refused; the current version keeps serving.
+    Rejected { reason: String },
+}
+
+impl PluginSlot {
+    fn new(kind: PluginKind, path: PathBuf, plugin: LoadedPlugin) -> Self {
+        Self {
+            kind,
+            path,
+            current: ArcSwap::from_pointee(plugin),
+            previous: Mutex::new(None),
+            rejected: Mutex::new(HashMap::new()),
+            swaps: AtomicU64::new(0),
+        }
+    }
+
+    /// The plugin serving now.
+    pub fn current(&self) -> Arc<LoadedPlugin> {
+        self.current.load_full()
+    }
+
+    pub fn kind(&self) -> PluginKind {
+        self.kind
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// How many times a new version was swapped in.
+    pub fn swaps(&self) -> u64 {
+        self.swaps.load(Ordering::Relaxed)
+    }
+
+    /// Loads the slot's file and swaps it in if it is new and valid.
+    pub fn reload(&self, loader: &PluginLoader) -> ReloadOutcome {
+        let started = Instant::now();
+        let bytes_sha = match std::fs::read(&self.path) {
+            Ok(bytes) => super::sha256_hex(&bytes),
+            Err(err) => {
+                return self.refuse(None, format!("cannot read {}: {err}", self.path.display()));
+            }
+        };
+        if bytes_sha == self.current().id.sha256 {
+            return ReloadOutcome::Unchanged;
+        }
+        if let Some(reason) = lock(&self.rejected).get(&bytes_sha) {
+            return ReloadOutcome::Rejected {
+                reason: format!("refused before: {reason}"),
+            };
+        }
+        match loader.load(&self.path, Some(self.kind)) {
+            Ok(plugin) => {
+                let plugin = Arc::new(plugin);
+                let old = self.current.swap(plugin.clone());
+                *lock(&self.previous) = Some(old.clone());
+                self.swaps.fetch_add(1, Ordering::Relaxed);
+                let outcome = ReloadOutcome::Swapped {
+                    from: old.id.to_string(),
+                    to: plugin.id.to_string(),
+                    load_ms: started.elapsed().as_secs_f64() * 1000.0,
+                };
+                events::plugin_swapped(
+                    self.kind,
+                    &old.id,
+                    &plugin.id,
+                    plugin.from_cache,
+                    started.elapsed(),
+                );
+                outcome
+            }
+            Err(err) => self.refuse(Some(bytes_sha), err.to_string()),
+        }
+    }
+
+    fn refuse(&self, sha: Option<String>, reason: String) -> ReloadOutcome {
+        events::plugin_rejected(self.kind, &self.path, &reason);
+        if let Some(sha) = sha {
+            lock(&self.rejected).insert(sha, reason.clone());
+        }
+        ReloadOutcome::Rejected { reason }
+    }
+
+    /// A call into `plugin` succeeded.
+    pub fn report_success(&self, plugin: &LoadedPlugin) {
+        plugin.consecutive_failures.store(0, Ordering::Relaxed);
+    }
+
+    /// A call into `plugin` trapped, timed out or ran out of memory. After
+    /// [`ROLLBACK_AFTER_FAILURES`] in a row, a version that replaced another
+    /// is rolled back to it. Returns whether it was.
+    pub fn report_failure(&self, plugin: &Arc<LoadedPlugin>) -> bool {
+        let failures = plugin.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if failures < ROLLBACK_AFTER_FAILURES {
+            return false;
+        }
+        let mut previous = lock(&self.previous);
+        let Some(back) = previous.take() else {
+            return false;
+        };
+        if !Arc::ptr_eq(&self.current.load(), plugin) {
+            *previous = Some(back);
+            return false;
+        }
+        let reason = format!("rolled back after {failures} consecutive failed calls");
+        lock(&self.rejected).insert(plugin.id.sha256.clone(), reason.clone());
+        self.current.store(back.clone());
+        events::plugin_rolled_back(self.kind, &plugin.id, &back.id, &reason);
+        true
+    }
+
+    /// Returns to the version before the current one, at once.
+    pub fn rollback(&self) -> Result<String, WasmError> {
+        let mut previous = lock(&self.previous);
+        let back = previous.take().ok_or(WasmError::NothingToRollBack)?;
+        let current = self.current.swap(back.clone());
+        lock(&self.rejected).insert(current.id.sha256.clone(), "rolled back by operator".into());
+        events::plugin_rolled_back(self.kind, &current.id, &back.id, "operator");
+        Ok(back.id.to_string())
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Both plugins and the loader that reloads them.
+pub struct PluginSet {
+    pub loader: PluginLoader,
+    pub decoder: PluginSlot,
+    pub enricher: PluginSlot,
+}
+
+impl PluginSet {
+    /// Loads both plugins; either failing is a start-up error.
+    pub fn load(
+        loader: PluginLoader,
+        decoder: PathBuf,
+        enricher: PathBuf,
+    ) -> Result<Arc<Self>, WasmError> {
+        let d = loader
+            .load(&decoder, Some(PluginKind::Decoder))
+            .map_err(|err| err.at(&decoder))?;
+        let e = loader
+            .load(&enricher, Some(PluginKind::Enricher))
+            .map_err(|err| err.at(&enricher))?;
+        events::plugin_loaded(&d);
+        events::plugin_loaded(&e);
+        Ok(Arc::new(Self {
+            decoder: PluginSlot::new(PluginKind::Decoder, decoder, d),
+            enricher: PluginSlot::new(PluginKind::Enricher, enricher, e),
+            loader,
+        }))
+    }
+
+    pub fn slot(&self, kind: PluginKind) -> &PluginSlot {
+        match kind {
+            PluginKind::Decoder => &self.decoder,
+            PluginKind::Enricher => &self.enricher,
+        }
+    }
+
+    /// Reloads whichever slot `path` belongs to (none: `None`).
+    pub fn reload_path(&self, path: &Path) -> Option<(PluginKind, ReloadOutcome)> {
+        let name = path.file_name()?;
+        [&self.decoder, &self.enricher]
+            .into_iter()
+            .find(|slot| slot.path.file_name() == Some(name))
+            .map(|slot| (slot.kind, slot.reload(&self.loader)))
+    }
+}

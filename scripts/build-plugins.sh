@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Builds the plugins as wasm32-wasip2 components and lays them out:
+#   dist/plugins/decoder.wasm, dist/plugins/enricher.wasm   (what the host serves)
+#   dist/examples/*.wasm                                     (examples and test plugins)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
+    echo "==> rustup target add wasm32-wasip2"
+    rustup target add wasm32-wasip2
+fi
+
+out=target/wasm32-wasip2/plugin
+echo "==> building plugins (cargo --profile plugin --target wasm32-wasip2)"
+cargo build --quiet --profile plugin --target wasm32-wasip2 \
+    -p debezium-decoder -p engagement-enricher -p enricher-v2 -p faulty-enricher
+mkdir -p dist/plugins dist/examples
+# Copy then rename: the host watching dist/plugins never sees half a file.
+install_atomic() { cp "$1" "$2.tmp.$$" && mv -f "$2.tmp.$$" "$2"; }
+install_atomic "$out/debezium_decoder.wasm" dist/plugins/decoder.wasm
+install_atomic "$out/engagement_enricher.wasm" dist/plugins/enricher.wasm
+cp "$out/enricher_v2.wasm" dist/examples/enricher-v2.wasm
+cp "$out/faulty_enricher.wasm" dist/examples/faulty-enricher.wasm
+
+# The same crate with every call trapping: a plugin that must never go live.
+cargo build --quiet --profile plugin --target wasm32-wasip2 -p faulty-enricher --features always-trap \
+    --target-dir target/always-trap
+cp target/always-trap/wasm32-wasip2/plugin/faulty_enricher.wasm dist/examples/always-trap-enricher.wasm
+
+ls -l dist/plugins dist/examples | sed 's/^/    /'
