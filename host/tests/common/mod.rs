@@ -1,0 +1,138 @@
+//! Helpers shared by the integration tests: where the built plugins and the
+//! fixtures are, a loader with a shared precompiled-artifact cache (so each
+//! component is compiled once per test run, not once per test), and a way to
+//! run the real binary.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::time::Duration;
+
+use engagement_host::wasm::{ArtifactCache, PluginEngine, PluginLimits, PluginLoader};
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A built plugin from `dist/` (see `scripts/build-plugins.sh`).
+pub fn plugin(rel: &str) -> PathBuf {
+    let path = repo_root().join("dist").join(rel);
+    assert!(
+        path.exists(),
+        "{} is missing: build the plugins first (scripts/build-plugins.sh)",
+        path.display()
+    );
+    path
+}
+
+pub fn decoder_wasm() -> PathBuf {
+    plugin("plugins/decoder.wasm")
+}
+
+pub fn enricher_wasm() -> PathBuf {
+    plugin("plugins/enricher.wasm")
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    repo_root().join("tests/fixtures").join(name)
+}
+
+/// Precompiled components shared by every test of the run.
+pub fn cache_dir() -> PathBuf {
+    repo_root().join("target/test-plugin-cache")
+}
+
+pub fn loader_with(limits: PluginLimits) -> PluginLoader {
+    PluginLoader {
+        engine: PluginEngine::new(limits).expect("engine"),
+        cache: Some(ArtifactCache::new(cache_dir())),
+        grants: Vec::new(),
+    }
+}
+
+pub fn loader() -> PluginLoader {
+    loader_with(PluginLimits::default())
+}
+
+pub fn engine_of(loader: &PluginLoader) -> Arc<PluginEngine> {
+    loader.engine.clone()
+}
+
+/// A plugin directory of its own, with the default decoder and enricher.
+pub fn plugin_dir(tmp: &Path) -> PathBuf {
+    let dir = tmp.join("plugins");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::copy(decoder_wasm(), dir.join("decoder.wasm")).expect("copy decoder");
+    std::fs::copy(enricher_wasm(), dir.join("enricher.wasm")).expect("copy enricher");
+    dir
+}
+
+/// Replaces `dest` by `src` the way a deploy should: copy aside, rename over.
+pub fn deploy(src: &Path, dest: &Path) {
+    let tmp = dest.with_extension("wasm.tmp");
+    std::fs::copy(src, &tmp).expect("copy");
+    std::fs::rename(&tmp, dest).expect("rename");
+}
+
+pub fn bin() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_engagement-host"));
+    cmd.env("RUST_LOG", "warn");
+    cmd
+}
+
+/// `replay` with the given plugin dir and extra args; panics with stderr on failure.
+pub fn replay(plugins: &Path, input: &Path, output: &Path, extra: &[&str]) -> Output {
+    let out = bin()
+        .arg("replay")
+        .arg("--input")
+        .arg(input)
+        .arg("--output")
+        .arg(output)
+        .arg("--plugins")
+        .arg(plugins)
+        .arg("--cache-dir")
+        .arg(cache_dir())
+        .arg("--summary-json")
+        .args(extra)
+        .output()
+        .expect("run engagement-host");
+    assert!(
+        out.status.success(),
+        "replay failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The JSON summary `replay --summary-json` printed last on stderr.
+pub fn summary(out: &Output) -> serde_json::Value {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("no summary in: {stderr}"));
+    serde_json::from_str(line).expect("summary JSON")
+}
+
+pub fn read_ndjson(path: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).expect("read output");
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect()
+}
+
+pub fn write_ndjson(path: &Path, lines: &[serde_json::Value]) {
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(path, text).expect("write input");
+}
+
+/// The fixture's lines as JSON.
+pub fn fixture_lines(name: &str) -> Vec<serde_json::Value> {
+    read_ndjson(&fixture(name))
+}
+
+pub const SHORT: Duration = Duration::from_millis(50);
