@@ -10,6 +10,10 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use engagement_host::wasm::bindings::{Column, EnrichInput, Message, Value};
 use engagement_host::wasm::{PluginInstance, PluginKind, PluginLimits, PluginLoader, PluginEngine, ArtifactCache};
 
+// The same allocator as the binary, for both sides of the comparison.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }

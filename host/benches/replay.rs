@@ -18,6 +18,10 @@ use engagement_host::settings::PluginSettings;
 use engagement_host::state::StateConfig;
 use engagement_host::wasm::{PluginLimits, PluginSet};
 
+// The same allocator as the binary, for both sides of the comparison.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }

@@ -12,6 +12,11 @@ use engagement_host::state::StateConfig;
 use engagement_host::telemetry::logging;
 use engagement_host::wasm::PluginLimits;
 
+// The pipeline allocates many small strings (row columns lifted out of the
+// plugins); mimalloc does that markedly faster than glibc's malloc.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_json, &cli.log_level);

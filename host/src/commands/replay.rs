@@ -21,7 +21,7 @@ use crate::sinks::dead_letter::{DeadLetter, DeadLetterFile};
 use crate::sinks::ndjson::NdjsonSink;
 use crate::source::SourceBatch;
 use crate::source::ndjson::NdjsonSource;
-use crate::state::store::StateStore;
+use crate::state::store::{Snapshot, StateStore};
 use crate::state::{State, StateConfig, StateStats};
 use crate::wasm::reload;
 
@@ -78,11 +78,17 @@ pub fn run_with(
     decoder: Box<dyn DecodeStep>,
     enricher: Box<dyn EnrichStep>,
 ) -> Result<ReplaySummary> {
+    // Without a state directory the state lives in memory only: nothing to
+    // persist, nothing to commit.
     let store = match &settings.state_dir {
-        Some(dir) => StateStore::open(dir)?,
-        None => StateStore::in_memory()?,
+        Some(dir) => Some(StateStore::open(dir)?),
+        None => None,
     };
-    let state = State::new(settings.state.clone(), store.load()?);
+    let snapshot = match &store {
+        Some(store) => store.load()?,
+        None => Snapshot::default(),
+    };
+    let state = State::new(settings.state.clone(), snapshot);
     let mut processor = Processor::new(
         decoder,
         enricher,
@@ -119,7 +125,9 @@ pub fn run_with(
         dead.write(&out.dead_letters)
             .context("writing dead letters")?;
         // Outputs first, then the state: the order the service uses too.
-        store.commit(&out.delta).context("committing state")?;
+        if let Some(store) = &store {
+            store.commit(&out.delta).context("committing state")?;
+        }
         Ok(())
     };
 

@@ -7,8 +7,7 @@
 
 use std::path::Path;
 
-use redb::backends::InMemoryBackend;
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -54,7 +53,6 @@ pub struct Snapshot {
 /// The redb database.
 pub struct StateStore {
     db: Database,
-    durable: bool,
 }
 
 impl StateStore {
@@ -66,20 +64,7 @@ impl StateStore {
             path: path.display().to_string(),
             source,
         })?;
-        let store = Self { db, durable: true };
-        store.create_tables()?;
-        Ok(store)
-    }
-
-    /// A store that lives in memory only (replay without `--state-dir`).
-    pub fn in_memory() -> Result<Self, StoreError> {
-        let db = Database::builder()
-            .create_with_backend(InMemoryBackend::new())
-            .map_err(|source| StoreError::Open {
-                path: "memory".into(),
-                source,
-            })?;
-        let store = Self { db, durable: false };
+        let store = Self { db };
         store.create_tables()?;
         Ok(store)
     }
@@ -120,10 +105,7 @@ impl StateStore {
         if delta.is_empty() {
             return Ok(());
         }
-        let mut txn = io!(self.db.begin_write())?;
-        if !self.durable {
-            io!(txn.set_durability(Durability::None))?;
-        }
+        let txn = io!(self.db.begin_write())?;
         {
             let mut content = io!(txn.open_table(CONTENT))?;
             let mut pending = io!(txn.open_table(PENDING))?;

@@ -3,33 +3,39 @@
 
 use serde::Deserialize;
 
-use crate::json::Json;
+use crate::json::{Json, ObjectOr, RowData};
 use crate::{Column, DecodeError, FieldError, Message, Op, Row, RowChange, Value};
 
 /// The top level of a record value. Unknown fields (`schema`, `transaction`,
 /// `ts_ms`, ...) are skipped without being built, which keeps the large
-/// Connect schema of schemas-on messages cheap.
+/// Connect schema of schemas-on messages cheap; rows are parsed straight into
+/// the output type, with no intermediate tree.
 #[derive(Deserialize)]
 struct TopLevel {
     #[serde(default)]
-    before: Option<Json>,
+    before: Option<ObjectOr<RowData>>,
     #[serde(default)]
-    after: Option<Json>,
+    after: Option<ObjectOr<RowData>>,
     #[serde(default)]
     op: Option<Json>,
     #[serde(default)]
-    source: Option<Json>,
+    source: Option<ObjectOr<Source>>,
     /// Present when the converter had `schemas.enable=true`.
     #[serde(default)]
-    payload: Option<Json>,
+    payload: Option<ObjectOr<Box<TopLevel>>>,
 }
 
-/// The four envelope fields, wherever they came from.
-struct Envelope {
-    before: Option<Json>,
-    after: Option<Json>,
-    op: Option<Json>,
-    source: Option<Json>,
+/// The fields of `source` this decoder reads; the rest is skipped.
+#[derive(Deserialize)]
+struct Source {
+    #[serde(default)]
+    table: Option<Json>,
+    #[serde(default)]
+    schema: Option<Json>,
+    #[serde(default)]
+    lsn: Option<Json>,
+    #[serde(default)]
+    ts_ms: Option<Json>,
 }
 
 /// Decodes one message. A tombstone (no value, or JSON `null`) is no change.
@@ -42,9 +48,14 @@ pub(crate) fn decode(message: &Message) -> Result<Vec<RowChange>, DecodeError> {
     };
 
     let op = parse_op(envelope.op.as_ref())?;
-    let (schema, table) = source_table(envelope.source.as_ref(), &message.topic)?;
-    let lsn = source_u64(envelope.source.as_ref(), "lsn")?;
-    let source_ts_ms = source_i64(envelope.source.as_ref(), "ts_ms")?;
+    let source = match envelope.source {
+        None => None,
+        Some(ObjectOr::Object(source)) => Some(source),
+        Some(ObjectOr::Other(found)) => return Err(wrong_type_found("source", "an object", found)),
+    };
+    let (schema, table) = source_table(source.as_ref(), &message.topic)?;
+    let lsn = source_u64(source.as_ref().and_then(|s| s.lsn.as_ref()), "lsn")?;
+    let source_ts_ms = source_i64(source.as_ref().and_then(|s| s.ts_ms.as_ref()), "ts_ms")?;
     let before = optional_row(envelope.before, "before")?;
     let after = optional_row(envelope.after, "after")?;
 
@@ -81,7 +92,7 @@ pub(crate) fn decode(message: &Message) -> Result<Vec<RowChange>, DecodeError> {
 }
 
 /// Parses the record value. `Ok(None)` is a tombstone.
-fn parse_envelope(data: &[u8]) -> Result<Option<Envelope>, DecodeError> {
+fn parse_envelope(data: &[u8]) -> Result<Option<TopLevel>, DecodeError> {
     let first = data.iter().find(|b| !b.is_ascii_whitespace());
     match first {
         None if data.is_empty() => return Err(DecodeError::Empty),
@@ -101,48 +112,17 @@ fn parse_envelope(data: &[u8]) -> Result<Option<Envelope>, DecodeError> {
     }
 
     let top: TopLevel = serde_json::from_slice(data).map_err(invalid_json)?;
-    if top.op.is_none() {
-        match top.payload {
-            // Schemas on: the envelope is the payload.
-            Some(Json::Object(fields)) => return Ok(Some(envelope_from_fields(fields))),
-            // A schemas-on tombstone is `{"schema": .., "payload": null}`.
-            Some(Json::Null) => return Ok(None),
-            Some(other) => {
-                return Err(DecodeError::WrongType(FieldError {
-                    field: "payload".into(),
-                    expected: "an object".into(),
-                    found: other.describe(),
-                }));
-            }
-            None => {}
-        }
+    if top.op.is_some() {
+        return Ok(Some(top));
     }
-    Ok(Some(Envelope {
-        before: top.before,
-        after: top.after,
-        op: top.op,
-        source: top.source,
-    }))
-}
-
-fn envelope_from_fields(fields: Vec<(String, Json)>) -> Envelope {
-    let mut envelope = Envelope {
-        before: None,
-        after: None,
-        op: None,
-        source: None,
-    };
-    for (name, value) in fields {
-        let slot = match name.as_str() {
-            "before" => &mut envelope.before,
-            "after" => &mut envelope.after,
-            "op" => &mut envelope.op,
-            "source" => &mut envelope.source,
-            _ => continue,
-        };
-        *slot = (value != Json::Null).then_some(value);
+    match top.payload {
+        // Schemas on: the envelope is the payload.
+        Some(ObjectOr::Object(payload)) => Ok(Some(*payload)),
+        Some(ObjectOr::Other(found)) => Err(wrong_type_found("payload", "an object", found)),
+        // `{"schema": .., "payload": null}` is a schemas-on tombstone.
+        None if top.before.is_none() && top.after.is_none() && top.source.is_none() => Ok(None),
+        None => Ok(Some(top)),
     }
-    envelope
 }
 
 fn invalid_json(err: serde_json::Error) -> DecodeError {
@@ -165,45 +145,44 @@ fn parse_op(op: Option<&Json>) -> Result<Op, DecodeError> {
 }
 
 fn wrong_type(field: &str, expected: &str, found: &Json) -> DecodeError {
+    wrong_type_found(field, expected, found.describe())
+}
+
+fn wrong_type_found(field: &str, expected: &str, found: String) -> DecodeError {
     DecodeError::WrongType(FieldError {
         field: field.into(),
         expected: expected.into(),
-        found: found.describe(),
+        found,
     })
 }
 
 /// Schema and table from `source`, or from the topic `<prefix>.<schema>.<table>`.
-fn source_table(source: Option<&Json>, topic: &str) -> Result<(String, String), DecodeError> {
-    let from_source = |name: &str| -> Result<Option<String>, DecodeError> {
-        match source.and_then(|s| s.get(name)) {
+fn source_table(source: Option<&Source>, topic: &str) -> Result<(String, String), DecodeError> {
+    let text = |value: Option<&Json>, name: &str| -> Result<Option<String>, DecodeError> {
+        match value {
             None | Some(Json::Null) => Ok(None),
             Some(Json::Str(s)) => Ok(Some(s.clone())),
             Some(other) => Err(wrong_type(&format!("source.{name}"), "a string", other)),
         }
     };
-    if let Some(source) = source
-        && !matches!(source, Json::Object(_))
-    {
-        return Err(wrong_type("source", "an object", source));
-    }
     let mut parts = topic.rsplitn(3, '.');
     let topic_table = parts.next().filter(|t| !t.is_empty());
     let topic_schema = parts.next();
-    let table = match from_source("table")? {
+    let table = match text(source.and_then(|s| s.table.as_ref()), "table")? {
         Some(table) => table,
         None => topic_table
             .map(str::to_owned)
             .ok_or_else(|| DecodeError::MissingField("source.table".into()))?,
     };
-    let schema = match from_source("schema")? {
+    let schema = match text(source.and_then(|s| s.schema.as_ref()), "schema")? {
         Some(schema) => schema,
         None => topic_schema.unwrap_or_default().to_owned(),
     };
     Ok((schema, table))
 }
 
-fn source_u64(source: Option<&Json>, name: &str) -> Result<Option<u64>, DecodeError> {
-    match source.and_then(|s| s.get(name)) {
+fn source_u64(value: Option<&Json>, name: &str) -> Result<Option<u64>, DecodeError> {
+    match value {
         None | Some(Json::Null) => Ok(None),
         Some(Json::Int(i)) if *i >= 0 => Ok(Some(*i as u64)),
         Some(Json::BigUint(u)) => Ok(Some(*u)),
@@ -215,42 +194,19 @@ fn source_u64(source: Option<&Json>, name: &str) -> Result<Option<u64>, DecodeEr
     }
 }
 
-fn source_i64(source: Option<&Json>, name: &str) -> Result<Option<i64>, DecodeError> {
-    match source.and_then(|s| s.get(name)) {
+fn source_i64(value: Option<&Json>, name: &str) -> Result<Option<i64>, DecodeError> {
+    match value {
         None | Some(Json::Null) => Ok(None),
         Some(Json::Int(i)) => Ok(Some(*i)),
         Some(other) => Err(wrong_type(&format!("source.{name}"), "an integer", other)),
     }
 }
 
-fn optional_row(value: Option<Json>, field: &str) -> Result<Option<Row>, DecodeError> {
+fn optional_row(value: Option<ObjectOr<RowData>>, field: &str) -> Result<Option<Row>, DecodeError> {
     match value {
-        None | Some(Json::Null) => Ok(None),
-        Some(Json::Object(fields)) => Ok(Some(row_from_fields(fields))),
-        Some(other) => Err(wrong_type(field, "an object", &other)),
-    }
-}
-
-fn row_from_fields(fields: Vec<(String, Json)>) -> Row {
-    fields
-        .into_iter()
-        .map(|(name, value)| Column {
-            name,
-            value: to_value(value),
-        })
-        .collect()
-}
-
-fn to_value(json: Json) -> Value {
-    match json {
-        Json::Null => Value::Null,
-        Json::Bool(b) => Value::Boolean(b),
-        Json::Int(i) => Value::Int(i),
-        Json::Float(f) => Value::Float(f),
-        Json::Str(s) => Value::Text(s),
-        other @ (Json::BigUint(_) | Json::Array(_) | Json::Object(_)) => {
-            Value::Json(other.to_text())
-        }
+        None => Ok(None),
+        Some(ObjectOr::Object(row)) => Ok(Some(row.0)),
+        Some(ObjectOr::Other(found)) => Err(wrong_type_found(field, "an object", found)),
     }
 }
 
@@ -258,16 +214,18 @@ fn to_value(json: Json) -> Value {
 fn parse_key(text: &str) -> Result<Row, DecodeError> {
     let key: Json = serde_json::from_str(text)
         .map_err(|err| DecodeError::InvalidKey(format!("not JSON: {err}")))?;
-    let key = match key {
-        Json::Object(ref fields)
-            if fields.iter().any(|(k, _)| k == "schema") && key.get("payload").is_some() =>
-        {
-            key.get("payload").cloned().unwrap_or(Json::Null)
-        }
-        other => other,
+    let key = match (key.get("schema"), key.get("payload")) {
+        (Some(_), Some(payload)) => payload.clone(),
+        _ => key,
     };
     match key {
-        Json::Object(fields) => Ok(row_from_fields(fields)),
+        Json::Object(fields) => Ok(fields
+            .into_iter()
+            .map(|(name, value)| Column {
+                name,
+                value: value.into_value(),
+            })
+            .collect()),
         other => Err(DecodeError::InvalidKey(format!(
             "expected a JSON object, found {}",
             other.describe()
@@ -279,4 +237,19 @@ fn key_from_row(row: Option<&Row>) -> Result<Row, DecodeError> {
     row.and_then(|row| row.iter().find(|c| c.name == "id"))
         .map(|id| vec![id.clone()])
         .ok_or_else(|| DecodeError::MissingField("record key (and no `id` column)".into()))
+}
+
+impl Json {
+    /// The WIT value of this JSON: scalars as themselves, anything else (and
+    /// integers beyond i64) as exact JSON text.
+    pub(crate) fn into_value(self) -> Value {
+        match self {
+            Json::Null => Value::Null,
+            Json::Bool(b) => Value::Boolean(b),
+            Json::Int(i) => Value::Int(i),
+            Json::Float(f) => Value::Float(f),
+            Json::Str(s) => Value::Text(s),
+            other @ (Json::BigUint(_) | Json::Array(_) | Json::Object(_)) => Value::Json(other.to_text()),
+        }
+    }
 }

@@ -8,6 +8,8 @@ use std::fmt::{self, Write};
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
+use crate::{Column, Row, Value};
+
 /// A parsed JSON value.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Json {
@@ -181,5 +183,152 @@ impl<'de> Visitor<'de> for JsonVisitor {
             }
         }
         Ok(Json::Object(fields))
+    }
+}
+
+/// An object parsed as `T`, or what was found instead, described for the
+/// error message. Lets a wrong type become a typed error naming the field
+/// rather than a generic parse failure.
+pub(crate) enum ObjectOr<T> {
+    Object(T),
+    Other(String),
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for ObjectOr<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ObjectOrVisitor(std::marker::PhantomData))
+    }
+}
+
+struct ObjectOrVisitor<T>(std::marker::PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectOrVisitor<T> {
+    type Value = ObjectOr<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        T::deserialize(de::value::MapAccessDeserializer::new(map)).map(ObjectOr::Object)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        let other = JsonVisitor.visit_seq(seq)?;
+        Ok(ObjectOr::Other(other.describe()))
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(ObjectOr::Other(Json::Bool(v).describe()))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(ObjectOr::Other(Json::Int(v).describe()))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(ObjectOr::Other(JsonVisitor.visit_u64::<E>(v)?.describe()))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(ObjectOr::Other(Json::Float(v).describe()))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(ObjectOr::Other(Json::Str(v.to_owned()).describe()))
+    }
+}
+
+/// A row parsed straight into WIT columns, in document order.
+pub(crate) struct RowData(pub(crate) Row);
+
+impl<'de> Deserialize<'de> for RowData {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(RowVisitor)
+    }
+}
+
+struct RowVisitor;
+
+impl<'de> Visitor<'de> for RowVisitor {
+    type Value = RowData;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a row object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RowData, A::Error> {
+        let mut row: Row = Vec::with_capacity(map.size_hint().unwrap_or(8));
+        while let Some(name) = map.next_key::<String>()? {
+            let value = map.next_value::<ColumnValue>()?.0;
+            // A repeated key replaces the earlier one: names stay unique.
+            match row.iter_mut().find(|c| c.name == name) {
+                Some(column) => column.value = value,
+                None => row.push(Column { name, value }),
+            }
+        }
+        Ok(RowData(row))
+    }
+}
+
+/// One column value, parsed straight into the WIT value.
+struct ColumnValue(Value);
+
+impl<'de> Deserialize<'de> for ColumnValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ColumnValueVisitor)
+    }
+}
+
+struct ColumnValueVisitor;
+
+impl<'de> Visitor<'de> for ColumnValueVisitor {
+    type Value = ColumnValue;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a column value")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<ColumnValue, E> {
+        Ok(ColumnValue(Value::Null))
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<ColumnValue, E> {
+        Ok(ColumnValue(Value::Null))
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<ColumnValue, E> {
+        Ok(ColumnValue(Value::Boolean(v)))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<ColumnValue, E> {
+        Ok(ColumnValue(Value::Int(v)))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<ColumnValue, E> {
+        Ok(ColumnValue(match i64::try_from(v) {
+            Ok(i) => Value::Int(i),
+            Err(_) => Value::Json(v.to_string()),
+        }))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<ColumnValue, E> {
+        Ok(ColumnValue(Value::Float(v)))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<ColumnValue, E> {
+        Ok(ColumnValue(Value::Text(v.to_owned())))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<ColumnValue, E> {
+        Ok(ColumnValue(Value::Text(v)))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<ColumnValue, A::Error> {
+        Ok(ColumnValue(JsonVisitor.visit_seq(seq)?.into_value()))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ColumnValue, A::Error> {
+        Ok(ColumnValue(JsonVisitor.visit_map(map)?.into_value()))
     }
 }
