@@ -17,4 +17,4 @@ step "cargo clippy (workspace, all targets, -D warnings)"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 step "cargo test (workspace: plugin unit tests, host unit + integration tests, bench smoke)"
-cargo test --workspace --all-targets 2>&1 | tee target/test-output.log
+cargo test --workspace --all-targets --no-fail-fast 2>&1 | tee target/test-output.log

@@ -6,12 +6,12 @@
 use std::sync::Arc;
 
 use debezium_decoder as dec;
+use dec::Guest as _;
 use engagement_enricher as enr;
 use engagement_host::decode::{DecodeStep, StageError, describe};
 use engagement_host::enrich::EnrichStep;
 use engagement_host::wasm::PluginId;
 use engagement_host::wasm::bindings as host;
-use dec::Guest as _;
 use enr::exports::engagement::pipeline::enrich::Guest as _;
 
 fn id(name: &str) -> Arc<PluginId> {
@@ -76,7 +76,10 @@ impl DecodeStep for NativeDecoder {
         id("debezium-decoder")
     }
 
-    fn decode_batch(&mut self, messages: &[host::Message]) -> Vec<Result<Vec<host::RowChange>, StageError>> {
+    fn decode_batch(
+        &mut self,
+        messages: &[host::Message],
+    ) -> Vec<Result<Vec<host::RowChange>, StageError>> {
         let guest: Vec<dec::Message> = messages
             .iter()
             .map(|m| dec::Message {
@@ -153,10 +156,12 @@ impl EnrichStep for NativeEnricher {
     fn enrich_batch(&mut self, inputs: &[host::EnrichInput]) -> Vec<Result<host::Row, StageError>> {
         let guest = inputs
             .iter()
-            .map(|i| enr::exports::engagement::pipeline::enrich::EnrichInput {
-                event: row_to_enr(&i.event),
-                content: i.content.as_deref().map(row_to_enr),
-            })
+            .map(
+                |i| enr::exports::engagement::pipeline::enrich::EnrichInput {
+                    event: row_to_enr(&i.event),
+                    content: i.content.as_deref().map(row_to_enr),
+                },
+            )
             .collect();
         enr::Component::enrich_batch(guest)
             .into_iter()

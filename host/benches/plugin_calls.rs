@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use engagement_host::wasm::bindings::{Column, EnrichInput, Message, Value};
-use engagement_host::wasm::{PluginInstance, PluginKind, PluginLimits, PluginLoader, PluginEngine, ArtifactCache};
+use engagement_host::wasm::{
+    ArtifactCache, PluginEngine, PluginInstance, PluginKind, PluginLimits, PluginLoader,
+};
 
 // The same allocator as the binary, for both sides of the comparison.
 #[global_allocator]
@@ -28,8 +30,10 @@ fn loader() -> PluginLoader {
 
 /// Engagement inserts from the bulk fixture.
 fn messages(n: usize) -> Vec<Message> {
-    let file = std::fs::File::open(root().join("tests/fixtures/bulk_schemas_off.ndjson.gz")).unwrap();
-    let lines = std::io::BufRead::lines(std::io::BufReader::new(flate2::read::GzDecoder::new(file)));
+    let file =
+        std::fs::File::open(root().join("tests/fixtures/bulk_schemas_off.ndjson.gz")).unwrap();
+    let lines =
+        std::io::BufRead::lines(std::io::BufReader::new(flate2::read::GzDecoder::new(file)));
     lines
         .skip(2)
         .take(n)
@@ -47,20 +51,44 @@ fn messages(n: usize) -> Vec<Message> {
 
 fn calls(c: &mut Criterion) {
     let loader = loader();
-    let decoder = loader.load(&root().join("dist/plugins/decoder.wasm"), Some(PluginKind::Decoder)).unwrap();
-    let enricher = loader.load(&root().join("dist/plugins/enricher.wasm"), Some(PluginKind::Enricher)).unwrap();
+    let decoder = loader
+        .load(
+            &root().join("dist/plugins/decoder.wasm"),
+            Some(PluginKind::Decoder),
+        )
+        .unwrap();
+    let enricher = loader
+        .load(
+            &root().join("dist/plugins/enricher.wasm"),
+            Some(PluginKind::Enricher),
+        )
+        .unwrap();
     let mut dec = PluginInstance::new(&loader.engine, &decoder).unwrap();
     let mut enr = PluginInstance::new(&loader.engine, &enricher).unwrap();
 
     let msgs = messages(256);
-    let changes: Vec<_> = dec.decode_batch(&msgs).unwrap().into_iter().map(|r| r.unwrap().remove(0)).collect();
+    let changes: Vec<_> = dec
+        .decode_batch(&msgs)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.unwrap().remove(0))
+        .collect();
     let content_row = vec![
-        Column { name: "content_type".into(), value: Value::Text("video".into()) },
-        Column { name: "length_seconds".into(), value: Value::Int(1800) },
+        Column {
+            name: "content_type".into(),
+            value: Value::Text("video".into()),
+        },
+        Column {
+            name: "length_seconds".into(),
+            value: Value::Int(1800),
+        },
     ];
     let inputs: Vec<EnrichInput> = changes
         .iter()
-        .map(|c| EnrichInput { event: c.after.clone().unwrap(), content: Some(content_row.clone()) })
+        .map(|c| EnrichInput {
+            event: c.after.clone().unwrap(),
+            content: Some(content_row.clone()),
+        })
         .collect();
 
     let mut group = c.benchmark_group("decode");
@@ -86,8 +114,12 @@ fn calls(c: &mut Criterion) {
     group.finish();
 
     let mut group = c.benchmark_group("instantiate");
-    group.bench_function("decoder", |b| b.iter(|| PluginInstance::new(&loader.engine, &decoder).unwrap()));
-    group.bench_function("enricher", |b| b.iter(|| PluginInstance::new(&loader.engine, &enricher).unwrap()));
+    group.bench_function("decoder", |b| {
+        b.iter(|| PluginInstance::new(&loader.engine, &decoder).unwrap())
+    });
+    group.bench_function("enricher", |b| {
+        b.iter(|| PluginInstance::new(&loader.engine, &enricher).unwrap())
+    });
     group.finish();
 }
 

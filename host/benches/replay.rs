@@ -60,10 +60,16 @@ fn main() {
     let rounds: usize = if quick {
         1
     } else {
-        std::env::var("BENCH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(5)
+        std::env::var("BENCH_ROUNDS")
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(5)
     };
     let settings = settings();
-    let plugins: std::sync::Arc<PluginSet> = settings.plugins.load().expect("plugins (run scripts/build-plugins.sh)");
+    let plugins: std::sync::Arc<PluginSet> = settings
+        .plugins
+        .load()
+        .expect("plugins (run scripts/build-plugins.sh)");
 
     let mut wasm = Vec::new();
     let mut native = Vec::new();
@@ -81,15 +87,30 @@ fn main() {
         assert_eq!(s.dead_letters, 0);
 
         let started = Instant::now();
-        let n = replay::run_with(&settings, Box::new(native::NativeDecoder), Box::new(native::NativeEnricher))
-            .expect("native replay");
+        let n = replay::run_with(
+            &settings,
+            Box::new(native::NativeDecoder),
+            Box::new(native::NativeEnricher),
+        )
+        .expect("native replay");
         native.push(started.elapsed().as_secs_f64());
         assert_eq!(n.records, s.records);
-        eprintln!("round {}: wasm {:.3}s native {:.3}s", round + 1, wasm[round], native[round]);
+        eprintln!(
+            "round {}: wasm {:.3}s native {:.3}s",
+            round + 1,
+            wasm[round],
+            native[round]
+        );
     }
     let (w, n) = (median(wasm), median(native));
     println!("replay of {events} events to NDJSON, median of {rounds} interleaved rounds:");
-    println!("  wasm plugins:   {:>9.0} events/s ({w:.3} s)", events as f64 / w);
-    println!("  native build:   {:>9.0} events/s ({n:.3} s)", events as f64 / n);
+    println!(
+        "  wasm plugins:   {:>9.0} events/s ({w:.3} s)",
+        events as f64 / w
+    );
+    println!(
+        "  native build:   {:>9.0} events/s ({n:.3} s)",
+        events as f64 / n
+    );
     println!("  wasm/native time ratio: {:.2}", w / n);
 }

@@ -26,7 +26,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the pipeline over an NDJSON file of messages, with no services:
     /// enriched records out as NDJSON. The plugin author's test bench.
-    Replay(ReplayArgs),
+    Replay(Box<ReplayArgs>),
     /// Work with plugin files.
     #[command(subcommand)]
     Plugin(PluginCommand),

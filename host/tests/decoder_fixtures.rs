@@ -9,14 +9,30 @@ use engagement_host::wasm::PluginInstance;
 use engagement_host::wasm::bindings::{Column, Message, Op, RowChange, Value};
 use serde_json::Value as Json;
 
-const CONTENT_COLUMNS: &[&str] = &["id", "slug", "title", "content_type", "length_seconds", "publish_ts"];
+const CONTENT_COLUMNS: &[&str] = &[
+    "id",
+    "slug",
+    "title",
+    "content_type",
+    "length_seconds",
+    "publish_ts",
+];
 const EVENT_COLUMNS: &[&str] = &[
-    "id", "content_id", "user_id", "event_type", "event_ts", "duration_ms", "device", "raw_payload",
+    "id",
+    "content_id",
+    "user_id",
+    "event_type",
+    "event_ts",
+    "duration_ms",
+    "device",
+    "raw_payload",
 ];
 
 fn decoder() -> PluginInstance {
     let loader = common::loader();
-    let plugin = loader.load(&common::decoder_wasm(), None).expect("decoder loads");
+    let plugin = loader
+        .load(&common::decoder_wasm(), None)
+        .expect("decoder loads");
     PluginInstance::new(&loader.engine, &plugin).expect("instantiate")
 }
 
@@ -83,19 +99,33 @@ fn check_fixture(name: &str) -> Vec<RowChange> {
             other => panic!("fixture op {other}"),
         };
         assert_eq!(change.op, expected_op, "{what}: op");
-        assert_eq!(change.table, env["source"]["table"].as_str().unwrap(), "{what}: table");
+        assert_eq!(
+            change.table,
+            env["source"]["table"].as_str().unwrap(),
+            "{what}: table"
+        );
         assert_eq!(change.schema, "public", "{what}: schema");
         assert_eq!(change.lsn, env["source"]["lsn"].as_u64(), "{what}: lsn");
-        assert_eq!(change.source_ts_ms, env["source"]["ts_ms"].as_i64(), "{what}: ts");
+        assert_eq!(
+            change.source_ts_ms,
+            env["source"]["ts_ms"].as_i64(),
+            "{what}: ts"
+        );
 
-        let columns = if change.table == "content" { CONTENT_COLUMNS } else { EVENT_COLUMNS };
+        let columns = if change.table == "content" {
+            CONTENT_COLUMNS
+        } else {
+            EVENT_COLUMNS
+        };
         match (&change.after, env.get("after")) {
             (Some(row), Some(after)) if !after.is_null() => assert_row(row, after, columns, &what),
             (None, None) | (None, Some(Json::Null)) => {}
             (a, e) => panic!("{what}: after {a:?} vs {e:?}"),
         }
         match (&change.before, env.get("before")) {
-            (Some(row), Some(before)) if !before.is_null() => assert_row(row, before, columns, &what),
+            (Some(row), Some(before)) if !before.is_null() => {
+                assert_row(row, before, columns, &what)
+            }
             (None, None) | (None, Some(Json::Null)) => {}
             (a, e) => panic!("{what}: before {a:?} vs {e:?}"),
         }
@@ -105,7 +135,11 @@ fn check_fixture(name: &str) -> Vec<RowChange> {
         let key = key.get("payload").cloned().unwrap_or(key);
         assert_eq!(change.key.len(), 1, "{what}: key columns");
         assert_eq!(change.key[0].name, "id");
-        assert_eq!(change.key[0].value, expected_value(&key["id"]), "{what}: key");
+        assert_eq!(
+            change.key[0].value,
+            expected_value(&key["id"]),
+            "{what}: key"
+        );
         all.push(change);
     }
     all
@@ -121,7 +155,11 @@ fn schemas_off_fixture_decodes_to_the_described_changes() {
     assert_eq!(delete.key[0].value, Value::Int(2));
     assert!(delete.after.is_none());
     let before = delete.before.as_ref().unwrap();
-    assert_eq!(before[1].value, Value::Null, "content_id is not in a key-only delete");
+    assert_eq!(
+        before[1].value,
+        Value::Null,
+        "content_id is not in a key-only delete"
+    );
     assert_eq!(before[4].value, Value::Text("1970-01-01T00:00:00Z".into()));
     // Update under REPLICA IDENTITY FULL carries the old row.
     let full = &changes[11];
@@ -169,7 +207,11 @@ fn headers_as_attributes_do_not_change_the_result() {
 fn tombstones_and_truncates() {
     let mut decoder = decoder();
     // A null record value (tombstone) is no change, schemas on or off.
-    for data in [None, Some(b"null".to_vec()), Some(br#"{"schema":{"type":"struct"},"payload":null}"#.to_vec())] {
+    for data in [
+        None,
+        Some(b"null".to_vec()),
+        Some(br#"{"schema":{"type":"struct"},"payload":null}"#.to_vec()),
+    ] {
         let msg = Message {
             topic: "pgcdc.public.engagement_events".into(),
             key: Some(r#"{"id":2}"#.into()),
@@ -198,7 +240,10 @@ fn tombstones_and_truncates() {
 #[test]
 fn batch_and_single_calls_agree() {
     let mut decoder = decoder();
-    let messages: Vec<Message> = common::fixture_lines("schemas_on.ndjson").iter().map(message).collect();
+    let messages: Vec<Message> = common::fixture_lines("schemas_on.ndjson")
+        .iter()
+        .map(message)
+        .collect();
     let batch = decoder.decode_batch(&messages).unwrap();
     for (msg, result) in messages.iter().zip(batch) {
         assert_eq!(decoder.decode(msg).unwrap(), result);

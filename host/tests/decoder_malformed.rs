@@ -32,23 +32,127 @@ fn cases() -> Vec<(&'static str, Message, &'static str, &'static str)> {
     );
     vec![
         ("empty", msg(text(""), key), "empty", "empty"),
-        ("white space", msg(text("  \n"), key), "invalid_json", "white space"),
-        ("not JSON", msg(text("hello {"), key), "invalid_json", "not valid JSON"),
-        ("truncated JSON", msg(text(r#"{"op":"c","after":{"id":1"#), key), "invalid_json", "EOF"),
-        ("JSON array", msg(text("[1,2,3]"), key), "not_an_envelope", "an array"),
-        ("JSON number", msg(text("42"), key), "not_an_envelope", "integer 42"),
-        ("JSON string", msg(text(r#""c""#), key), "not_an_envelope", "string"),
-        ("missing op", msg(text(&format!(r#"{{"after":{good_after}}}"#)), key), "missing_field", "`op`"),
-        ("unknown op", msg(text(&format!(r#"{{"op":"x","after":{good_after}}}"#)), key), "unknown_op", "`x`"),
-        ("op not a string", msg(text(&format!(r#"{{"op":3,"after":{good_after}}}"#)), key), "wrong_type", "field `op`"),
-        ("after not an object", msg(text(r#"{"op":"c","after":[1]}"#), key), "wrong_type", "field `after`"),
-        ("insert without after", msg(text(r#"{"op":"c","after":null}"#), key), "missing_field", "`after`"),
-        ("lsn not a number", msg(text(&format!(r#"{{"op":"c","after":{good_after},"source":{{"table":"t","lsn":"abc"}}}}"#)), key), "wrong_type", "source.lsn"),
-        ("source not an object", msg(text(&format!(r#"{{"op":"c","after":{good_after},"source":"pg"}}"#)), key), "wrong_type", "field `source`"),
-        ("payload not an object", msg(text(r#"{"schema":{},"payload":7}"#), key), "wrong_type", "payload"),
-        ("key not JSON", msg(text(&format!(r#"{{"op":"c","after":{good_after}}}"#)), Some("id=7")), "invalid_key", "not JSON"),
-        ("key not an object", msg(text(&format!(r#"{{"op":"c","after":{good_after}}}"#)), Some("7")), "invalid_key", "integer 7"),
-        ("invalid UTF-8", msg(Some(b"{\"op\":\"c\",\"after\":{\"id\":\"\xff\xfe\"}}".to_vec()), key), "invalid_json", "not valid JSON"),
+        (
+            "white space",
+            msg(text("  \n"), key),
+            "invalid_json",
+            "white space",
+        ),
+        (
+            "not JSON",
+            msg(text("hello {"), key),
+            "invalid_json",
+            "not valid JSON",
+        ),
+        (
+            "truncated JSON",
+            msg(text(r#"{"op":"c","after":{"id":1"#), key),
+            "invalid_json",
+            "EOF",
+        ),
+        (
+            "JSON array",
+            msg(text("[1,2,3]"), key),
+            "not_an_envelope",
+            "an array",
+        ),
+        (
+            "JSON number",
+            msg(text("42"), key),
+            "not_an_envelope",
+            "integer 42",
+        ),
+        (
+            "JSON string",
+            msg(text(r#""c""#), key),
+            "not_an_envelope",
+            "string",
+        ),
+        (
+            "missing op",
+            msg(text(&format!(r#"{{"after":{good_after}}}"#)), key),
+            "missing_field",
+            "`op`",
+        ),
+        (
+            "unknown op",
+            msg(text(&format!(r#"{{"op":"x","after":{good_after}}}"#)), key),
+            "unknown_op",
+            "`x`",
+        ),
+        (
+            "op not a string",
+            msg(text(&format!(r#"{{"op":3,"after":{good_after}}}"#)), key),
+            "wrong_type",
+            "field `op`",
+        ),
+        (
+            "after not an object",
+            msg(text(r#"{"op":"c","after":[1]}"#), key),
+            "wrong_type",
+            "field `after`",
+        ),
+        (
+            "insert without after",
+            msg(text(r#"{"op":"c","after":null}"#), key),
+            "missing_field",
+            "`after`",
+        ),
+        (
+            "lsn not a number",
+            msg(
+                text(&format!(
+                    r#"{{"op":"c","after":{good_after},"source":{{"table":"t","lsn":"abc"}}}}"#
+                )),
+                key,
+            ),
+            "wrong_type",
+            "source.lsn",
+        ),
+        (
+            "source not an object",
+            msg(
+                text(&format!(
+                    r#"{{"op":"c","after":{good_after},"source":"pg"}}"#
+                )),
+                key,
+            ),
+            "wrong_type",
+            "field `source`",
+        ),
+        (
+            "payload not an object",
+            msg(text(r#"{"schema":{},"payload":7}"#), key),
+            "wrong_type",
+            "payload",
+        ),
+        (
+            "key not JSON",
+            msg(
+                text(&format!(r#"{{"op":"c","after":{good_after}}}"#)),
+                Some("id=7"),
+            ),
+            "invalid_key",
+            "not JSON",
+        ),
+        (
+            "key not an object",
+            msg(
+                text(&format!(r#"{{"op":"c","after":{good_after}}}"#)),
+                Some("7"),
+            ),
+            "invalid_key",
+            "integer 7",
+        ),
+        (
+            "invalid UTF-8",
+            msg(
+                Some(b"{\"op\":\"c\",\"after\":{\"id\":\"\xff\xfe\"}}".to_vec()),
+                key,
+            ),
+            "invalid_json",
+            "not valid JSON",
+        ),
         ("10 MB value", msg(Some(big.into_bytes()), key), "ok", ""),
     ]
 }
@@ -66,7 +170,11 @@ fn each_malformed_message_is_a_typed_error_not_a_trap() {
             Err(err) => {
                 let stage = describe(&err);
                 assert_eq!(stage.kind, kind, "{name}: {}", stage.reason);
-                assert!(stage.reason.contains(words), "{name}: reason `{}` lacks `{words}`", stage.reason);
+                assert!(
+                    stage.reason.contains(words),
+                    "{name}: reason `{}` lacks `{words}`",
+                    stage.reason
+                );
             }
             // A 10 MB value is valid Debezium; the host's size limit (not the
             // decoder) is what refuses it, see the replay test below.
@@ -101,7 +209,12 @@ fn replay_dead_letters_each_malformed_message_and_goes_on() {
         &plugins,
         &input,
         &output,
-        &["--dead-letters", dead.to_str().unwrap(), "--max-message-bytes", "4194304"],
+        &[
+            "--dead-letters",
+            dead.to_str().unwrap(),
+            "--max-message-bytes",
+            "4194304",
+        ],
     );
     let summary = common::summary(&out);
     let letters = common::read_ndjson(&dead);
@@ -109,11 +222,19 @@ fn replay_dead_letters_each_malformed_message_and_goes_on() {
     // Every malformed message (all 19, the 10 MB one by the size limit) and
     // both bad lines are dead letters with a reason.
     assert_eq!(letters.len(), cases().len() + 2, "{letters:#?}");
-    assert_eq!(summary["dead_letters"].as_u64().unwrap() as usize, letters.len());
+    assert_eq!(
+        summary["dead_letters"].as_u64().unwrap() as usize,
+        letters.len()
+    );
     for letter in &letters {
         assert!(!letter["reason"].as_str().unwrap().is_empty());
         assert!(letter["stage"].is_string());
-        assert!(letter["origin"]["position"].as_str().unwrap().starts_with("line "));
+        assert!(
+            letter["origin"]["position"]
+                .as_str()
+                .unwrap()
+                .starts_with("line ")
+        );
     }
     let by_case = |case: &str| {
         letters

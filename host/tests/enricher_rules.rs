@@ -35,7 +35,9 @@ fn to_row(json: &Json) -> Vec<Column> {
 /// Exact comparison: floats by their bits, so 0.12 is not 0.12000000000000001.
 fn same(actual: &Value, expected: &Json) -> bool {
     match (actual, expected) {
-        (Value::Float(a), Json::Number(n)) => n.as_f64().is_some_and(|e| a.to_bits() == e.to_bits()),
+        (Value::Float(a), Json::Number(n)) => {
+            n.as_f64().is_some_and(|e| a.to_bits() == e.to_bits())
+        }
         (a, e) => *a == to_value(e),
     }
 }
@@ -62,13 +64,22 @@ fn every_case_matches_python() {
     let mut failures = Vec::new();
     for ((case, input), batch_result) in cases.iter().zip(&inputs).zip(batch) {
         let single = enricher.enrich(input).unwrap();
-        assert_eq!(single, batch_result, "{}: batch and single calls agree", case["name"]);
+        assert_eq!(
+            single, batch_result,
+            "{}: batch and single calls agree",
+            case["name"]
+        );
         let fields = single.unwrap_or_else(|e| panic!("{}: {e:?}", case["name"]));
         let expected = case["expected"].as_object().unwrap();
         let names: Vec<&str> = fields.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(
             names,
-            ["content_type", "length_seconds", "engagement_seconds", "engagement_pct"],
+            [
+                "content_type",
+                "length_seconds",
+                "engagement_seconds",
+                "engagement_pct"
+            ],
             "field order"
         );
         for field in &fields {
@@ -80,14 +91,31 @@ fn every_case_matches_python() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
 fn reports_its_output_fields() {
     let loader = common::loader();
     let plugin = loader.load(&common::enricher_wasm(), None).unwrap();
-    let names: Vec<&str> = plugin.output_fields.iter().map(|f| f.name.as_str()).collect();
-    assert_eq!(names, ["content_type", "length_seconds", "engagement_seconds", "engagement_pct"]);
+    let names: Vec<&str> = plugin
+        .output_fields
+        .iter()
+        .map(|f| f.name.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "content_type",
+            "length_seconds",
+            "engagement_seconds",
+            "engagement_pct"
+        ]
+    );
     assert_eq!(plugin.id.name, "engagement-enricher");
 }

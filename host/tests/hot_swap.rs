@@ -18,7 +18,10 @@ fn bulk() -> std::path::PathBuf {
 }
 
 fn versions(records: &[Value]) -> Vec<String> {
-    records.iter().map(|r| r["enricher_plugin"].as_str().unwrap().to_string()).collect()
+    records
+        .iter()
+        .map(|r| r["enricher_plugin"].as_str().unwrap().to_string())
+        .collect()
 }
 
 #[test]
@@ -34,7 +37,12 @@ fn swap_v1_to_v2_under_load_loses_and_doubles_nothing() {
         common::deploy(&v2, &enricher);
     });
     // ~10 s at this rate: the swap lands well inside the stream.
-    let out = common::replay(&plugins, &bulk(), &output, &["--rate", "8000", "--batch-size", "256"]);
+    let out = common::replay(
+        &plugins,
+        &bulk(),
+        &output,
+        &["--rate", "8000", "--batch-size", "256"],
+    );
     deployer.join().unwrap();
     let summary = common::summary(&out);
 
@@ -49,11 +57,27 @@ fn swap_v1_to_v2_under_load_loses_and_doubles_nothing() {
         .position(|v| v == "engagement-enricher@2.0.0")
         .expect("v2 served part of the stream");
     assert!(first_v2 > 0, "v1 served the start");
-    assert!(versions[..first_v2].iter().all(|v| v == "engagement-enricher@1.0.0"));
-    assert!(versions[first_v2..].iter().all(|v| v == "engagement-enricher@2.0.0"), "no going back after the swap");
+    assert!(
+        versions[..first_v2]
+            .iter()
+            .all(|v| v == "engagement-enricher@1.0.0")
+    );
+    assert!(
+        versions[first_v2..]
+            .iter()
+            .all(|v| v == "engagement-enricher@2.0.0"),
+        "no going back after the swap"
+    );
     for (i, r) in records.iter().enumerate() {
-        assert_eq!(r.get("engagement_tier").is_some(), i >= first_v2, "record {i}: the field comes with v2 only");
-        assert!(r["engagement_seconds"].is_number());
+        assert_eq!(
+            r.get("engagement_tier").is_some(),
+            i >= first_v2,
+            "record {i}: the field comes with v2 only"
+        );
+        assert!(
+            r.get("engagement_seconds").is_some(),
+            "record {i}: enriched"
+        );
     }
     assert_eq!(summary["plugin_swaps"], 1);
 }
@@ -62,34 +86,72 @@ fn swap_v1_to_v2_under_load_loses_and_doubles_nothing() {
 fn bad_files_never_replace_the_serving_version() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = common::plugin_dir(tmp.path());
-    let set = PluginSet::load(common::loader(), dir.join("decoder.wasm"), dir.join("enricher.wasm")).unwrap();
+    let set = PluginSet::load(
+        common::loader(),
+        dir.join("decoder.wasm"),
+        dir.join("enricher.wasm"),
+    )
+    .unwrap();
     let serving = set.enricher.current().id.clone();
     let slot = &set.enricher;
 
-    let cases: Vec<(&str, Box<dyn Fn(&std::path::Path)>, &str)> = vec![
-        ("garbage", Box::new(|p| std::fs::write(p, b"\0asm garbage that is not a component").unwrap()), "not a valid WebAssembly component"),
-        ("text file", Box::new(|p| std::fs::write(p, b"hello").unwrap()), "no `\\0asm` header"),
-        ("empty file", Box::new(|p| std::fs::write(p, b"").unwrap()), "no `\\0asm` header"),
-        ("wrong world", Box::new(|p| common::deploy(&common::decoder_wasm(), p)), "decoder plugin where an enricher was expected"),
-        ("traps on every call", Box::new(|p| common::deploy(&common::plugin("examples/always-trap-enricher.wasm"), p)), "failed validation: plugin trapped"),
+    type Write = Box<dyn Fn(&std::path::Path)>;
+    let cases: Vec<(&str, Write, &str)> = vec![
+        (
+            "garbage",
+            Box::new(|p| std::fs::write(p, b"\0asm garbage that is not a component").unwrap()),
+            "not a valid WebAssembly component",
+        ),
+        (
+            "text file",
+            Box::new(|p| std::fs::write(p, b"hello").unwrap()),
+            "no `\\0asm` header",
+        ),
+        (
+            "empty file",
+            Box::new(|p| std::fs::write(p, b"").unwrap()),
+            "no `\\0asm` header",
+        ),
+        (
+            "wrong world",
+            Box::new(|p| common::deploy(&common::decoder_wasm(), p)),
+            "decoder plugin where an enricher was expected",
+        ),
+        (
+            "traps on every call",
+            Box::new(|p| common::deploy(&common::plugin("examples/always-trap-enricher.wasm"), p)),
+            "failed validation: plugin trapped",
+        ),
     ];
     for (name, write, reason) in cases {
-        write(&slot.path().to_path_buf());
+        write(slot.path());
         match slot.reload(&set.loader) {
-            ReloadOutcome::Rejected { reason: why } => assert!(why.contains(reason), "{name}: {why}"),
+            ReloadOutcome::Rejected { reason: why } => {
+                assert!(why.contains(reason), "{name}: {why}")
+            }
             other => panic!("{name}: {other:?}"),
         }
-        assert_eq!(slot.current().id, serving, "{name}: the serving version stays");
+        assert_eq!(
+            slot.current().id,
+            serving,
+            "{name}: the serving version stays"
+        );
     }
     // Missing file: also refused, version stays.
     std::fs::remove_file(slot.path()).unwrap();
-    assert!(matches!(slot.reload(&set.loader), ReloadOutcome::Rejected { .. }));
+    assert!(matches!(
+        slot.reload(&set.loader),
+        ReloadOutcome::Rejected { .. }
+    ));
     assert_eq!(slot.current().id, serving);
     assert_eq!(slot.swaps(), 0);
 
     // And a good one still goes in afterwards.
     common::deploy(&common::plugin("examples/enricher-v2.wasm"), slot.path());
-    assert!(matches!(slot.reload(&set.loader), ReloadOutcome::Swapped { .. }));
+    assert!(matches!(
+        slot.reload(&set.loader),
+        ReloadOutcome::Swapped { .. }
+    ));
     assert_eq!(slot.current().id.version, "2.0.0");
     assert_eq!(set.slot(PluginKind::Decoder).swaps(), 0);
 }
@@ -115,7 +177,11 @@ fn bad_files_dropped_during_a_replay_leave_v1_serving() {
     dropper.join().unwrap();
     let records = common::read_ndjson(&output);
     assert_eq!(records.len(), 80_000);
-    assert!(versions(&records).iter().all(|v| v == "engagement-enricher@1.0.0"));
+    assert!(
+        versions(&records)
+            .iter()
+            .all(|v| v == "engagement-enricher@1.0.0")
+    );
     assert_eq!(common::summary(&out)["plugin_swaps"], 0);
 }
 
@@ -123,11 +189,22 @@ fn bad_files_dropped_during_a_replay_leave_v1_serving() {
 fn a_version_that_keeps_failing_is_rolled_back() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = common::plugin_dir(tmp.path());
-    let set = PluginSet::load(common::loader(), dir.join("decoder.wasm"), dir.join("enricher.wasm")).unwrap();
+    let set = PluginSet::load(
+        common::loader(),
+        dir.join("decoder.wasm"),
+        dir.join("enricher.wasm"),
+    )
+    .unwrap();
     let v1 = set.enricher.current();
     // The faulty plugin passes validation (its sample is well-behaved) ...
-    common::deploy(&common::plugin("examples/faulty-enricher.wasm"), set.enricher.path());
-    assert!(matches!(set.enricher.reload(&set.loader), ReloadOutcome::Swapped { .. }));
+    common::deploy(
+        &common::plugin("examples/faulty-enricher.wasm"),
+        set.enricher.path(),
+    );
+    assert!(matches!(
+        set.enricher.reload(&set.loader),
+        ReloadOutcome::Swapped { .. }
+    ));
     let faulty = set.enricher.current();
     assert_eq!(faulty.id.name, "faulty-enricher");
     // ... then fails call after call on live traffic.

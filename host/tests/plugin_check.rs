@@ -10,7 +10,10 @@ fn check(file: &std::path::Path, json: bool) -> (bool, String) {
         cmd.arg("--json");
     }
     let out = cmd.output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
 #[test]
@@ -28,7 +31,13 @@ fn a_valid_decoder_and_enricher() {
     assert_eq!(report["sha256"].as_str().unwrap().len(), 64);
     assert_eq!(report["output_fields"][3]["name"], "engagement_pct");
     assert_eq!(report["output_fields"][3]["kind"], "float");
-    assert!(report["imports"].as_array().unwrap().iter().all(|i| !i.as_str().unwrap().starts_with("wasi:filesystem")));
+    assert!(
+        report["imports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| !i.as_str().unwrap().starts_with("wasi:filesystem"))
+    );
 }
 
 #[test]
@@ -44,9 +53,16 @@ fn invalid_files_say_why() {
     assert!(!ok);
     let report: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(report["valid"], false);
-    assert!(report["reason"].as_str().unwrap().contains("trapped"), "{report}");
+    assert!(
+        report["reason"].as_str().unwrap().contains("trapped"),
+        "{report}"
+    );
 
     let missing = tmp.path().join("missing.wasm");
-    let out = common::bin().args(["plugin", "check"]).arg(&missing).output().unwrap();
+    let out = common::bin()
+        .args(["plugin", "check"])
+        .arg(&missing)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
 }

@@ -38,7 +38,10 @@ fn content(id: &str) -> serde_json::Value {
 fn loop_oom_and_panic_are_dead_letters_and_the_run_goes_on() {
     let tmp = tempfile::tempdir().unwrap();
     let plugins = common::plugin_dir(tmp.path());
-    common::deploy(&common::plugin("examples/faulty-enricher.wasm"), &plugins.join("enricher.wasm"));
+    common::deploy(
+        &common::plugin("examples/faulty-enricher.wasm"),
+        &plugins.join("enricher.wasm"),
+    );
 
     let mut lines = vec![content("c1")];
     let mut id = 0;
@@ -58,11 +61,18 @@ fn loop_oom_and_panic_are_dead_letters_and_the_run_goes_on() {
     let dead = tmp.path().join("dead.ndjson");
 
     let started = Instant::now();
-    let out = common::replay(
+    common::replay(
         &plugins,
         &input,
         &output,
-        &["--dead-letters", dead.to_str().unwrap(), "--call-deadline-ms", "200", "--memory-cap-mib", "64"],
+        &[
+            "--dead-letters",
+            dead.to_str().unwrap(),
+            "--call-deadline-ms",
+            "200",
+            "--memory-cap-mib",
+            "64",
+        ],
     );
     // Two deadline hits (batch call, then the single retry) bound the stall.
     assert!(started.elapsed() < Duration::from_secs(60));
@@ -70,9 +80,17 @@ fn loop_oom_and_panic_are_dead_letters_and_the_run_goes_on() {
     let records = common::read_ndjson(&output);
     let letters = common::read_ndjson(&dead);
     let good: Vec<i64> = records.iter().map(|r| r["id"].as_i64().unwrap()).collect();
-    assert_eq!(good, vec![1, 2, 3, 5, 6, 7, 9, 10, 11, 13], "every good event, in order");
+    assert_eq!(
+        good,
+        vec![1, 2, 3, 5, 6, 7, 9, 10, 11, 13],
+        "every good event, in order"
+    );
     for r in &records {
-        assert_eq!(r["engagement_pct"], json!(0.12), "1500 ms of 1200 s is 0.12 % (half-even)");
+        assert_eq!(
+            r["engagement_pct"],
+            json!(0.12),
+            "1500 ms of 1200 s is 0.12 % (half-even)"
+        );
     }
 
     assert_eq!(letters.len(), 3, "{letters:#?}");
@@ -83,7 +101,10 @@ fn loop_oom_and_panic_are_dead_letters_and_the_run_goes_on() {
             .unwrap_or_else(|| panic!("no dead letter for {device}"));
         assert_eq!(letter["stage"], "enrich");
         assert_eq!(letter["plugin"]["name"], "faulty-enricher");
-        (letter["error_type"].as_str().unwrap().to_string(), letter["reason"].as_str().unwrap().to_string())
+        (
+            letter["error_type"].as_str().unwrap().to_string(),
+            letter["reason"].as_str().unwrap().to_string(),
+        )
     };
     let (kind, why) = reason("__loop__");
     assert_eq!(kind, "timeout", "{why}");
@@ -93,5 +114,8 @@ fn loop_oom_and_panic_are_dead_letters_and_the_run_goes_on() {
     assert!(why.contains("memory cap of 64 MiB"), "{why}");
     let (kind, why) = reason("__trap__");
     assert_eq!(kind, "trap", "{why}");
-    assert!(why.contains("panicked at"), "the panic message is kept: {why}");
+    assert!(
+        why.contains("panicked at"),
+        "the panic message is kept: {why}"
+    );
 }

@@ -34,7 +34,12 @@ fn run(lines: &[Value], extra: &[&str]) -> (Vec<Value>, Value) {
 fn ids_and_ops(records: &[Value]) -> Vec<(i64, String)> {
     records
         .iter()
-        .map(|r| (r["id"].as_i64().unwrap(), r["op"].as_str().unwrap().to_string()))
+        .map(|r| {
+            (
+                r["id"].as_i64().unwrap(),
+                r["op"].as_str().unwrap().to_string(),
+            )
+        })
         .collect()
 }
 
@@ -67,7 +72,10 @@ fn schemas_on_and_off_replay_to_the_same_records() {
     // A key-only delete still names its content (from the state).
     assert_eq!(off[4]["content_id"], "d4e5f6a7-b8c9-4d0e-9f10-223344556677");
     assert!(off.iter().all(|r| r["content_missing"] == false));
-    assert!(off.iter().all(|r| r["decoder_sha256"].as_str().unwrap().len() == 64));
+    assert!(
+        off.iter()
+            .all(|r| r["decoder_sha256"].as_str().unwrap().len() == 64)
+    );
 }
 
 /// The fixture with the contents moved after the events that need them.
@@ -83,7 +91,10 @@ fn events_first() -> Vec<Value> {
 fn an_event_before_its_content_is_enriched_when_the_content_arrives() {
     let (records, summary) = run(&events_first(), &[]);
     assert_eq!(records.len(), 3);
-    assert!(records.iter().all(|r| r["content_missing"] == false), "{records:#?}");
+    assert!(
+        records.iter().all(|r| r["content_missing"] == false),
+        "{records:#?}"
+    );
     assert_eq!(records[0]["engagement_pct"], json!(1.25));
     assert_eq!(summary["state"]["pending_parked"], 3);
     assert_eq!(summary["content_missing"], 0);
@@ -117,7 +128,10 @@ fn the_pending_ttl_runs_on_source_time() {
     let first = records.iter().find(|r| r["id"] == 1).unwrap();
     assert_eq!(first["content_missing"], true, "waited past the TTL");
     let third = records.iter().find(|r| r["id"] == 3).unwrap();
-    assert_eq!(third["content_missing"], false, "still within the TTL when its content came");
+    assert_eq!(
+        third["content_missing"], false,
+        "still within the TTL when its content came"
+    );
 }
 
 #[test]
@@ -145,8 +159,18 @@ fn an_event_moved_to_another_content_removes_its_old_key() {
     let (records, _) = run(&input, &[]);
     let last_two = &records[records.len() - 2..];
     assert_eq!(last_two[0]["op"], "u");
-    assert_eq!(last_two[0]["content_id"], "c3d4e5f6-a7b8-4c9d-8e0f-112233445566");
-    assert_eq!(last_two[0]["enricher_plugin"], Value::Null, "a delete of the old key");
-    assert_eq!(last_two[1]["content_id"], "e5f6a7b8-c9d0-4e1f-a021-334455667788");
+    assert_eq!(
+        last_two[0]["content_id"],
+        "c3d4e5f6-a7b8-4c9d-8e0f-112233445566"
+    );
+    assert_eq!(
+        last_two[0]["enricher_plugin"],
+        Value::Null,
+        "a delete of the old key"
+    );
+    assert_eq!(
+        last_two[1]["content_id"],
+        "e5f6a7b8-c9d0-4e1f-a021-334455667788"
+    );
     assert_eq!(last_two[1]["content_type"], "video");
 }

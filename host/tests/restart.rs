@@ -28,12 +28,18 @@ fn content_seen_before_a_restart_enriches_events_after_it() {
     common::replay(&plugins, &second, &out2, &state_arg);
     let records = common::read_ndjson(&out2);
     assert_eq!(records.len(), 6);
-    assert!(records.iter().all(|r| r["content_missing"] == false), "{records:#?}");
+    assert!(
+        records.iter().all(|r| r["content_missing"] == false),
+        "{records:#?}"
+    );
     // The update of event 1 uses the podcast's length from the first half.
     let update = records.iter().find(|r| r["op"] == "u").unwrap();
     assert_eq!(update["length_seconds"], 3725);
     // The key-only delete of event 2 finds its content id in the saved index.
-    let delete = records.iter().find(|r| r["op"] == "d" && r["id"] == 2).unwrap();
+    let delete = records
+        .iter()
+        .find(|r| r["op"] == "d" && r["id"] == 2)
+        .unwrap();
     assert_eq!(delete["content_id"], "d4e5f6a7-b8c9-4d0e-9f10-223344556677");
 }
 
@@ -75,11 +81,19 @@ fn a_killed_replay_keeps_what_it_committed() {
         .skip(79_000)
         .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
         .collect();
-    assert!(tail.iter().all(|l| l["destination"] == "pgcdc.public.engagement_events"));
+    assert!(
+        tail.iter()
+            .all(|l| l["destination"] == "pgcdc.public.engagement_events")
+    );
     let rest = tmp.path().join("rest.ndjson");
     common::write_ndjson(&rest, &tail);
     let out2 = tmp.path().join("out2.ndjson");
-    common::replay(&plugins, &rest, &out2, &["--state-dir", state.to_str().unwrap()]);
+    common::replay(
+        &plugins,
+        &rest,
+        &out2,
+        &["--state-dir", state.to_str().unwrap()],
+    );
     let records = common::read_ndjson(&out2);
     assert_eq!(records.len(), tail.len());
     assert!(records.iter().all(|r| r["content_missing"] == false));

@@ -7,6 +7,7 @@ use anyhow::Result;
 use serde_json::json;
 
 use crate::settings::PluginSettings;
+use crate::wasm::bindings::kind_name;
 use crate::wasm::{LoadedPlugin, PluginKind};
 
 /// Loads and validates `file`; `Ok(Err(reason))` when it is not a valid plugin.
@@ -42,9 +43,9 @@ pub fn describe(plugin: &LoadedPlugin) -> String {
         out.push_str("  output fields:\n");
         for f in &plugin.output_fields {
             out.push_str(&format!(
-                "    {} {:?}{}  {}\n",
+                "    {} {}{}  {}\n",
                 f.name,
-                f.kind,
+                kind_name(f.kind),
                 if f.nullable { " (nullable)" } else { "" },
                 f.description
             ));
@@ -64,7 +65,7 @@ pub fn to_json(plugin: &LoadedPlugin) -> serde_json::Value {
         "description": plugin.description,
         "imports": plugin.imports,
         "output_fields": plugin.output_fields.iter().map(|f| json!({
-            "name": f.name, "kind": format!("{:?}", f.kind).to_lowercase(), "nullable": f.nullable, "description": f.description,
+            "name": f.name, "kind": kind_name(f.kind), "nullable": f.nullable, "description": f.description,
         })).collect::<Vec<_>>(),
         "load_ms": plugin.load_ms,
     })

@@ -176,7 +176,6 @@ pub fn run_with(
     }
     let rest = processor.expire(true, false);
     write(rest, &mut summary)?;
-    drop(write);
     records.flush().context("writing records")?;
     dead.flush().context("writing dead letters")?;
 

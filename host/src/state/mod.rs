@@ -340,7 +340,7 @@ impl State {
                 };
                 self.delta.writes.push(StateWrite::PutPending(
                     pending_key(&id, &event_key),
-                    event.clone(),
+                    Box::new(event.clone()),
                 ));
                 self.pending.entry(id).or_default().push(event);
                 self.pending_len += 1;

@@ -45,7 +45,7 @@ pub struct EventEntry {
 pub enum StateWrite {
     PutContent(String, ContentEntry),
     ClearContent,
-    PutPending(String, PendingEvent),
+    PutPending(String, Box<PendingEvent>),
     DeletePending(String),
     ClearPending,
     PutEvent(String, EventEntry),

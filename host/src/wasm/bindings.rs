@@ -35,3 +35,14 @@ pub use enricher::exports::engagement::pipeline::enrich::{EnrichError, EnrichInp
 
 /// A row: columns in order, names unique.
 pub type Row = Vec<Column>;
+
+/// The WIT name of a value kind (`text`, `int`, ...).
+pub fn kind_name(kind: ValueKind) -> &'static str {
+    match kind {
+        ValueKind::Boolean => "boolean",
+        ValueKind::Int => "int",
+        ValueKind::Float => "float",
+        ValueKind::Text => "text",
+        ValueKind::Json => "json",
+    }
+}

@@ -249,7 +249,9 @@ impl Json {
             Json::Int(i) => Value::Int(i),
             Json::Float(f) => Value::Float(f),
             Json::Str(s) => Value::Text(s),
-            other @ (Json::BigUint(_) | Json::Array(_) | Json::Object(_)) => Value::Json(other.to_text()),
+            other @ (Json::BigUint(_) | Json::Array(_) | Json::Object(_)) => {
+                Value::Json(other.to_text())
+            }
         }
     }
 }
