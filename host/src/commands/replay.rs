@@ -88,7 +88,7 @@ pub fn run_with(
         Some(store) => store.load()?,
         None => Snapshot::default(),
     };
-    let state = State::new(settings.state.clone(), snapshot);
+    let state = State::new(settings.state.clone(), snapshot, store.is_some());
     let mut processor = Processor::new(
         decoder,
         enricher,

@@ -100,13 +100,15 @@ pub struct State {
     pending_len: usize,
     events: HashMap<String, EventEntry>,
     delta: StateDelta,
+    persist: bool,
     last_prune_ms: i64,
     pub stats: StateStats,
 }
 
 impl State {
-    /// Starts from what the store had.
-    pub fn new(config: StateConfig, snapshot: Snapshot) -> Self {
+    /// Starts from what the store had. With `persist`, every change is also
+    /// recorded in the delta handed to the store.
+    pub fn new(config: StateConfig, snapshot: Snapshot, persist: bool) -> Self {
         let mut pending: HashMap<String, Vec<PendingEvent>> = HashMap::new();
         let pending_len = snapshot.pending.len();
         let mut parked = snapshot.pending;
@@ -123,6 +125,7 @@ impl State {
             pending_len,
             events: snapshot.events.into_iter().collect(),
             delta: StateDelta::default(),
+            persist,
             last_prune_ms: i64::MIN,
             stats: StateStats::default(),
         };
@@ -147,6 +150,14 @@ impl State {
     /// Whether the pending buffer is at its bound.
     pub fn pending_full(&self) -> bool {
         self.pending_len >= self.config.max_pending
+    }
+
+    /// Notes a write for the store (nothing when there is no store: a
+    /// replay without a state directory skips building the delta).
+    fn record(&mut self, write: StateWrite) {
+        if self.persist {
+            self.delta.writes.push(write);
+        }
     }
 
     /// Hands over the writes made since the last call.
@@ -185,7 +196,7 @@ impl State {
         if change.op == Op::Truncate {
             self.stats.truncates += 1;
             self.content.clear();
-            self.delta.writes.push(StateWrite::ClearContent);
+            self.record(StateWrite::ClearContent);
             return;
         }
         let key = key_text(&change.key);
@@ -204,9 +215,7 @@ impl State {
             lsn: change.lsn,
             row,
         };
-        self.delta
-            .writes
-            .push(StateWrite::PutContent(key.clone(), entry.clone()));
+        self.record(StateWrite::PutContent(key.clone(), entry.clone()));
         let row = entry.row.clone();
         self.content.insert(key.clone(), entry);
 
@@ -217,12 +226,10 @@ impl State {
             self.pending_len -= waiting.len();
             counter!("engagement_pending_resolved_total").increment(waiting.len() as u64);
             for event in waiting {
-                self.delta
-                    .writes
-                    .push(StateWrite::DeletePending(pending_key(
-                        &key,
-                        &event.event_key,
-                    )));
+                self.record(StateWrite::DeletePending(pending_key(
+                    &key,
+                    &event.event_key,
+                )));
                 actions.push(Action::Enrich {
                     change: event.change,
                     event_key: event.event_key,
@@ -248,8 +255,8 @@ impl State {
             self.pending.clear();
             self.pending_len = 0;
             self.events.clear();
-            self.delta.writes.push(StateWrite::ClearPending);
-            self.delta.writes.push(StateWrite::ClearEvents);
+            self.record(StateWrite::ClearPending);
+            self.record(StateWrite::ClearEvents);
             return;
         }
         let event_key = key_text(&change.key);
@@ -338,7 +345,7 @@ impl State {
                     origin: origin.clone(),
                     deadline_ms,
                 };
-                self.delta.writes.push(StateWrite::PutPending(
+                self.record(StateWrite::PutPending(
                     pending_key(&id, &event_key),
                     Box::new(event.clone()),
                 ));
@@ -369,9 +376,7 @@ impl State {
             deleted,
             seen_ms: now_ms,
         };
-        self.delta
-            .writes
-            .push(StateWrite::PutEvent(key.to_owned(), entry.clone()));
+        self.record(StateWrite::PutEvent(key.to_owned(), entry.clone()));
         self.events.insert(key.to_owned(), entry);
     }
 
@@ -383,11 +388,9 @@ impl State {
             self.pending.remove(content_id);
         }
         self.pending_len -= 1;
-        self.delta
-            .writes
-            .push(StateWrite::DeletePending(pending_key(
-                content_id, event_key,
-            )));
+        self.record(StateWrite::DeletePending(pending_key(
+            content_id, event_key,
+        )));
         Some(event)
     }
 
@@ -456,7 +459,7 @@ impl State {
             .collect();
         for key in old {
             self.events.remove(&key);
-            self.delta.writes.push(StateWrite::DeleteEvent(key));
+            self.record(StateWrite::DeleteEvent(key));
         }
     }
 }
