@@ -9,7 +9,7 @@ use debezium_decoder as dec;
 use dec::Guest as _;
 use engagement_enricher as enr;
 use engagement_host::decode::{DecodeStep, StageError, describe};
-use engagement_host::enrich::EnrichStep;
+use engagement_host::enrich::{EnrichRequest, EnrichStep, project};
 use engagement_host::wasm::PluginId;
 use engagement_host::wasm::bindings as host;
 use enr::exports::engagement::pipeline::enrich::Guest as _;
@@ -145,23 +145,37 @@ fn value_from_enr(v: EnrValue) -> host::Value {
     }
 }
 
-/// The enricher crate called natively.
-pub struct NativeEnricher;
+/// The enricher crate called natively, given the same projected rows as
+/// the component (what its `info().reads` asks for).
+pub struct NativeEnricher {
+    reads: Option<host::ColumnSet>,
+}
+
+impl NativeEnricher {
+    pub fn new() -> Self {
+        let reads = enr::Component::info().reads.map(|r| host::ColumnSet {
+            event: r.event,
+            content: r.content,
+        });
+        Self { reads }
+    }
+}
 
 impl EnrichStep for NativeEnricher {
     fn begin_batch(&mut self) -> Arc<PluginId> {
         id("engagement-enricher")
     }
 
-    fn enrich_batch(&mut self, inputs: &[host::EnrichInput]) -> Vec<Result<host::Row, StageError>> {
-        let guest = inputs
+    fn enrich_batch(&mut self, requests: &[EnrichRequest]) -> Vec<Result<host::Row, StageError>> {
+        let guest = requests
             .iter()
-            .map(
-                |i| enr::exports::engagement::pipeline::enrich::EnrichInput {
-                    event: row_to_enr(&i.event),
-                    content: i.content.as_deref().map(row_to_enr),
-                },
-            )
+            .map(|r| {
+                let input = project(r, self.reads.as_ref());
+                enr::exports::engagement::pipeline::enrich::EnrichInput {
+                    event: row_to_enr(&input.event),
+                    content: input.content.as_deref().map(row_to_enr),
+                }
+            })
             .collect();
         enr::Component::enrich_batch(guest)
             .into_iter()

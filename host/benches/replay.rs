@@ -90,7 +90,7 @@ fn main() {
         let n = replay::run_with(
             &settings,
             Box::new(native::NativeDecoder),
-            Box::new(native::NativeEnricher),
+            Box::new(native::NativeEnricher::new()),
         )
         .expect("native replay");
         native.push(started.elapsed().as_secs_f64());

@@ -5,15 +5,45 @@
 use std::sync::Arc;
 
 use crate::decode::StageError;
-use crate::wasm::bindings::{EnrichError, EnrichInput, Row};
+use crate::wasm::bindings::{Column, ColumnSet, EnrichError, EnrichInput, Row};
 use crate::wasm::{PluginId, PluginKind, PluginRunner, PluginSet};
+
+/// One event to enrich, as the pipeline holds it: the whole event, and the
+/// content row shared with the cache (not copied per event).
+#[derive(Debug, Clone)]
+pub struct EnrichRequest {
+    pub event: Row,
+    pub content: Option<Arc<Row>>,
+}
 
 /// An enricher: the WASM plugin in service, or a native build for benchmarks.
 pub trait EnrichStep: Send {
     /// Starts a batch; returns the version that will enrich all of it.
     fn begin_batch(&mut self) -> Arc<PluginId>;
-    /// One result per input, in order: the fields to add.
-    fn enrich_batch(&mut self, inputs: &[EnrichInput]) -> Vec<Result<Row, StageError>>;
+    /// One result per request, in order: the fields to add.
+    fn enrich_batch(&mut self, requests: &[EnrichRequest]) -> Vec<Result<Row, StageError>>;
+}
+
+/// What a rule gets of a request: the columns it declared it reads (in row
+/// order), or whole rows when it declared nothing.
+pub fn project(request: &EnrichRequest, reads: Option<&ColumnSet>) -> EnrichInput {
+    fn pick(row: &[Column], names: Option<&[String]>) -> Row {
+        match names {
+            Some(names) => row
+                .iter()
+                .filter(|c| names.contains(&c.name))
+                .cloned()
+                .collect(),
+            None => row.to_vec(),
+        }
+    }
+    EnrichInput {
+        event: pick(&request.event, reads.map(|r| r.event.as_slice())),
+        content: request
+            .content
+            .as_deref()
+            .map(|content| pick(content, reads.map(|r| r.content.as_slice()))),
+    }
 }
 
 /// The enricher plugin.
@@ -34,13 +64,18 @@ impl EnrichStep for WasmEnricher {
         self.runner.begin_batch()
     }
 
-    fn enrich_batch(&mut self, inputs: &[EnrichInput]) -> Vec<Result<Row, StageError>> {
-        if inputs.is_empty() {
+    fn enrich_batch(&mut self, requests: &[EnrichRequest]) -> Vec<Result<Row, StageError>> {
+        if requests.is_empty() {
             return Vec::new();
         }
+        let reads = self.runner.active().reads.clone();
+        let inputs: Vec<EnrichInput> = requests
+            .iter()
+            .map(|r| project(r, reads.as_ref()))
+            .collect();
         match self
             .runner
-            .call(inputs.len(), |instance| instance.enrich_batch(inputs))
+            .call(inputs.len(), |instance| instance.enrich_batch(&inputs))
         {
             Ok(results) => results.into_iter().map(typed).collect(),
             Err(_) => inputs

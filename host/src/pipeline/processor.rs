@@ -13,13 +13,13 @@ use metrics::counter;
 
 use super::record::{Record, RecordKind};
 use crate::decode::{DecodeStep, StageError};
-use crate::enrich::EnrichStep;
+use crate::enrich::{EnrichRequest, EnrichStep};
 use crate::sinks::dead_letter::DeadLetter;
 use crate::source::{Origin, SourceBatch};
 use crate::state::model::StateDelta;
 use crate::state::{Action, EventSource, State};
 use crate::wasm::PluginId;
-use crate::wasm::bindings::{EnrichInput, Message, Row};
+use crate::wasm::bindings::{Message, Row};
 
 /// What a batch produced.
 #[derive(Debug, Default)]
@@ -243,7 +243,7 @@ impl Processor {
                         enricher: None,
                         message_index: batch_index(&source),
                     };
-                    inputs.push(EnrichInput {
+                    inputs.push(EnrichRequest {
                         event: change.after.unwrap_or_default(),
                         content,
                     });

@@ -13,6 +13,7 @@ pub mod model;
 pub mod store;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use metrics::{counter, gauge};
 
@@ -69,7 +70,7 @@ pub enum Action {
         change: RowChange,
         event_key: String,
         content_id: Option<String>,
-        content: Option<Row>,
+        content: Option<Arc<Row>>,
         source: EventSource,
     },
     /// Remove the event from the sinks.
@@ -208,7 +209,7 @@ impl State {
         }
         let row = match change.op {
             Op::Delete => None,
-            _ => change.after,
+            _ => change.after.map(Arc::new),
         };
         counter!("engagement_content_changes_total").increment(1);
         let entry = ContentEntry {

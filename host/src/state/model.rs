@@ -1,5 +1,7 @@
 //! What the state keeps, as stored.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::source::Origin;
@@ -12,7 +14,7 @@ pub struct ContentEntry {
     pub lsn: Option<u64>,
     /// The row, or `None` once deleted (kept so a redelivered older insert
     /// cannot bring it back).
-    pub row: Option<Row>,
+    pub row: Option<Arc<Row>>,
 }
 
 /// An engagement event waiting for its content.

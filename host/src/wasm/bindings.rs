@@ -31,7 +31,9 @@ pub use decoder::engagement::pipeline::types::{
     Column, FieldError, FieldSpec, PluginInfo, Value, ValueKind,
 };
 pub use decoder::exports::engagement::pipeline::decode::{DecodeError, Message, Op, RowChange};
-pub use enricher::exports::engagement::pipeline::enrich::{EnrichError, EnrichInput, EnricherInfo};
+pub use enricher::exports::engagement::pipeline::enrich::{
+    ColumnSet, EnrichError, EnrichInput, EnricherInfo,
+};
 
 /// A row: columns in order, names unique.
 pub type Row = Vec<Column>;

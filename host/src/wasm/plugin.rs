@@ -13,7 +13,7 @@ use wasmtime::component::{Component, InstancePre};
 use super::artifact_cache::{self, ArtifactCache};
 use super::bindings::decoder::DecoderPre;
 use super::bindings::enricher::EnricherPre;
-use super::bindings::{Column, EnrichInput, FieldSpec, Message, Value};
+use super::bindings::{Column, ColumnSet, EnrichInput, FieldSpec, Message, Value};
 use super::engine::PluginEngine;
 use super::instance::PluginInstance;
 use super::store::PluginState;
@@ -82,6 +82,8 @@ pub struct LoadedPlugin {
     pub imports: Vec<String>,
     /// Fields an enricher adds (empty for a decoder).
     pub output_fields: Vec<FieldSpec>,
+    /// Columns an enricher reads (`None`: whole rows).
+    pub reads: Option<ColumnSet>,
     /// Whether compilation was skipped thanks to the artifact cache.
     pub from_cache: bool,
     /// Time from reading the file to a validated plugin.
@@ -171,6 +173,7 @@ impl PluginLoader {
             loaded_at: SystemTime::now(),
             imports,
             output_fields: Vec::new(),
+            reads: None,
             from_cache,
             load_ms: 0.0,
             pre,
@@ -245,13 +248,13 @@ fn validate(
     let mut instance = PluginInstance::from_pre(engine, pre, label, Arc::clone(&plugin.id))
         .map_err(|err| WasmError::Validation(err.to_string()))?;
     let fail = |err: super::PluginCallError| WasmError::Validation(err.to_string());
-    let (info, fields) = match plugin.kind {
+    let (info, fields, reads) = match plugin.kind {
         PluginKind::Decoder => {
             let info = instance.decoder_info().map_err(fail)?;
             if let Err(typed) = instance.decode(&sample_message()).map_err(fail)? {
                 tracing::debug!(error = ?typed, "decoder refuses the built-in sample (allowed)");
             }
-            (info, Vec::new())
+            (info, Vec::new(), None)
         }
         PluginKind::Enricher => {
             let info = instance.enricher_info().map_err(fail)?;
@@ -265,7 +268,7 @@ fn validate(
                     tracing::debug!(error = ?typed, "enricher refuses the built-in sample (allowed)");
                 }
             }
-            (info.plugin, info.output_fields)
+            (info.plugin, info.output_fields, info.reads)
         }
     };
     if info.name.trim().is_empty() || info.version.trim().is_empty() {
@@ -281,6 +284,7 @@ fn validate(
     });
     plugin.description = info.description;
     plugin.output_fields = fields;
+    plugin.reads = reads;
     Ok(())
 }
 

@@ -47,8 +47,8 @@ impl PluginRunner {
     }
 
     /// The version this batch runs on.
-    pub fn active_id(&self) -> &Arc<PluginId> {
-        &self.active.id
+    pub fn active(&self) -> &Arc<LoadedPlugin> {
+        &self.active
     }
 
     /// Runs one call; counts it, and reports failures for rollback.

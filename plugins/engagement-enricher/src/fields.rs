@@ -12,7 +12,7 @@
 //! include this file with `#[path]` and get the same rule on their own types.
 
 use crate::engagement::pipeline::types::{Column, FieldError, FieldSpec, Value, ValueKind};
-use crate::exports::engagement::pipeline::enrich::{EnrichError, EnrichInput, Row};
+use crate::exports::engagement::pipeline::enrich::{ColumnSet, EnrichError, EnrichInput, Row};
 use crate::rules::{self, IntTooLarge, Number};
 
 /// The v1 output fields of one event, in `output_fields` order.
@@ -79,6 +79,15 @@ impl Engagement {
             float_or_null(self.engagement_seconds),
         ));
         row.push(field("engagement_pct", float_or_null(self.engagement_pct)));
+    }
+}
+
+/// The columns the v1 rule reads: the host passes only these, which saves
+/// copying the rest of both rows into the component for every event.
+pub(crate) fn reads() -> ColumnSet {
+    ColumnSet {
+        event: vec!["duration_ms".to_owned()],
+        content: vec!["content_type".to_owned(), "length_seconds".to_owned()],
     }
 }
 

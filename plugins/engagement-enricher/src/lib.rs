@@ -52,6 +52,7 @@ impl Guest for Component {
                     .to_owned(),
             },
             output_fields: fields::output_fields(),
+            reads: Some(fields::reads()),
         }
     }
 }

@@ -83,6 +83,7 @@ impl Guest for Component {
                         .to_owned(),
             },
             output_fields,
+            reads: Some(fields::reads()),
         }
     }
 }

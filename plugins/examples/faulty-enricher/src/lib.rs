@@ -72,6 +72,12 @@ impl Guest for Component {
                     .to_owned(),
             },
             output_fields: fields::output_fields(),
+            // `device` too: it says how to misbehave.
+            reads: Some({
+                let mut reads = fields::reads();
+                reads.event.push("device".to_owned());
+                reads
+            }),
         }
     }
 }
