@@ -132,6 +132,9 @@ def _check_port_free(port: int, what: str) -> None:
     if port == 0:
         return
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # As the servers themselves do: a TIME_WAIT left by the previous run is
+    # no conflict, a listening socket is.
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         s.bind((HOST, port))
     except OSError as e:
@@ -140,12 +143,19 @@ def _check_port_free(port: int, what: str) -> None:
         s.close()
 
 
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port {value} is not in 0-65535")
+    return value
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--port", type=int, default=9050, help="REST port on 127.0.0.1 (default 9050)")
+    ap.add_argument("--port", type=_port, default=9050, help="REST port on 127.0.0.1 (default 9050)")
     ap.add_argument(
         "--grpc-port",
-        type=int,
+        type=_port,
         default=9060,
         help="Storage Read/Write gRPC port on 127.0.0.1 (default 9060; 0 = any free port)",
     )

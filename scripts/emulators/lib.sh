@@ -1,5 +1,5 @@
 # Shared by the emulator scripts (sourced, not run). Paths are repo-relative.
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034  # variables are used by the scripts that source this
 
 EMU_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$EMU_DIR/../.." && pwd)"
@@ -15,13 +15,21 @@ BIGQUERY_PROJECT="${BIGQUERY_PROJECT:-streaming-project}"
 PUBSUB_PROJECT="${PUBSUB_PROJECT:-streaming-project}"
 START_TIMEOUT="${EMULATORS_START_TIMEOUT:-30}"
 
+for _v in PUBSUB_PORT BIGQUERY_PORT BIGQUERY_GRPC_PORT; do
+    if ! [[ ${!_v} =~ ^[0-9]+$ ]] || ((${!_v} < 1 || ${!_v} > 65535)); then
+        printf '[emulators] ERROR: %s=%s is not a port (1-65535)\n' "$_v" "${!_v}" >&2
+        exit 2
+    fi
+done
+unset _v
+
 say() { printf '[emulators] %s\n' "$*"; }
 err() { printf '[emulators] ERROR: %s\n' "$*" >&2; }
 
 # Process id recorded for a service, or nothing.
 recorded_pid() {
     local f="$STATE_DIR/$1.pid"
-    [[ -f $f ]] && tr -dc '0-9' <"$f" || true
+    if [[ -f $f ]]; then tr -dc '0-9' <"$f"; fi
 }
 
 # True when $2 is a live process running this service's launcher (guards

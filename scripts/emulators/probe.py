@@ -103,7 +103,7 @@ def pubsub_ready(port: int, project: str) -> None:
     ps = PubSub(port, project, timeout=2.0)
     try:
         t = ps.t
-        name = ps.topic(f"_emulator-ready-{uuid.uuid4().hex[:8]}")
+        name = ps.topic(f"emulator-ready-{uuid.uuid4().hex[:8]}")
         ps.pub("CreateTopic", t.Topic(name=name), t.Topic)
         listed = ps.pub(
             "ListTopics", t.ListTopicsRequest(project=f"projects/{project}", page_size=1000),

@@ -17,9 +17,10 @@ What this launcher changes, without touching site-packages:
   imports it.
 * Only the Pub/Sub gRPC server runs: none of cloudbox's other services
   (GCS, Firestore, ...), nor its REST front end.
-* Every gRPC server is created with ``grpc.so_reuseport=0``, so a port that
+* The gRPC server is created with ``grpc.so_reuseport=0``, so a port that
   is already taken fails the bind (gRPC's Linux default, SO_REUSEPORT, would
-  let two emulators share a port silently).
+  let two emulators share a port silently), and accepts requests of up to
+  11 MiB (Pub/Sub's 10 MB publish limit; gRPC's default is 4 MiB).
 * A topic's retained message log (kept for Seek) is pruned from its head
   instead of being rebuilt on every publish, which made publishing O(n) in
   the number of messages a topic had seen. Retention stays 7 days, in memory.
@@ -66,15 +67,21 @@ def _load_core_store_lazily_annotated() -> None:
     cloudbox.core.store = module  # type: ignore[attr-defined]
 
 
-def _no_reuseport_for_grpc_servers() -> None:
+# Pub/Sub accepts publish requests of up to 10 MB; gRPC's default receive
+# limit is 4 MiB. 1 MiB of headroom for the request's framing.
+_MAX_REQUEST_BYTES = 11 * 1024 * 1024
+
+
+def _grpc_server_options() -> None:
     import grpc.aio
 
     original = grpc.aio.server
 
     def server(*args, options=None, **kwargs):
-        opts = [o for o in (options or ()) if o[0] != "grpc.so_reuseport"]
-        opts.append(("grpc.so_reuseport", 0))
-        return original(*args, options=opts, **kwargs)
+        opts = dict(options or ())
+        opts["grpc.so_reuseport"] = 0
+        opts.setdefault("grpc.max_receive_message_length", _MAX_REQUEST_BYTES)
+        return original(*args, options=list(opts.items()), **kwargs)
 
     grpc.aio.server = server
 
@@ -103,6 +110,9 @@ def _prune_topic_log_from_head() -> None:
 
 def _check_port_free(host: str, port: int) -> None:
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # As the servers themselves do: a TIME_WAIT left by the previous run is
+    # no conflict, a listening socket is.
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         s.bind((host, port))
     except OSError as e:
@@ -130,9 +140,16 @@ async def _serve(host: str, port: int) -> None:
     await server.stop(grace=1.0)
 
 
+def _port(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port {value} is not in 1-65535")
+    return value
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--port", type=int, default=8085, help="gRPC port on 127.0.0.1 (default 8085)")
+    ap.add_argument("--port", type=_port, default=8085, help="gRPC port on 127.0.0.1 (default 8085)")
     ap.add_argument(
         "--log-level",
         default="warning",
@@ -152,7 +169,7 @@ def main() -> None:
     os.environ.pop("CLOUDBOX_DATA_DIR", None)
     _check_port_free(host, args.port)
     _load_core_store_lazily_annotated()
-    _no_reuseport_for_grpc_servers()
+    _grpc_server_options()
     _prune_topic_log_from_head()
     try:
         asyncio.run(_serve(host, args.port))

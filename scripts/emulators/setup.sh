@@ -14,7 +14,7 @@
 # Env: EMULATORS_PYTHON (default python3, must be >= 3.11),
 #      EMULATORS_VENV (default <repo>/.venv/emulators).
 set -euo pipefail
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
 REQS="$EMU_DIR/requirements.txt"

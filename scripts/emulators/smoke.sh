@@ -11,7 +11,7 @@
 # gzipped (Content-Encoding: gzip, like gcp-bigquery-client), jobs.query and
 # tabledata.list read them back. Exit status non-zero on any failure.
 set -euo pipefail
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
 case "${1:-all}" in

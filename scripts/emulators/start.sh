@@ -16,7 +16,7 @@
 # per-write snapshots), EMULATORS_LOG_LEVEL (default warning),
 # EMULATORS_START_TIMEOUT (seconds, default 30).
 set -euo pipefail
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
 usage() { sed -n '2,17p' "$0" >&2; exit 2; }
@@ -100,8 +100,9 @@ for svc in "${services[@]}"; do
     done
     log="$STATE_DIR/$svc.log"
     [[ -f $log ]] && mv -f "$log" "$log.prev"
-    # shellcheck disable=SC2046 # word splitting of the launcher flags is wanted
-    setsid "$VENV_PY" -u "$EMU_DIR/$svc.py" $(launch_args "$svc") >"$log" 2>&1 </dev/null &
+    : >"$log"
+    read -r -a args <<<"$(launch_args "$svc" | tr '\n' ' ')"
+    setsid "$VENV_PY" -u "$EMU_DIR/$svc.py" "${args[@]}" >>"$log" 2>&1 </dev/null &
     pid=$!
     echo "$pid" >"$STATE_DIR/$svc.pid"
     ports_of "$svc" >"$STATE_DIR/$svc.ports"

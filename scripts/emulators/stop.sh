@@ -5,7 +5,7 @@
 #
 #   scripts/emulators/stop.sh [pubsub|bigquery|all]     # default: all
 set -euo pipefail
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
 case "${1:-all}" in
