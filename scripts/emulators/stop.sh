@@ -16,6 +16,7 @@ case "${1:-all}" in
     *) err "unknown emulator '$1' (pubsub|bigquery|all)"; exit 2 ;;
 esac
 
+declare -A stopping=()
 for svc in "${services[@]}"; do
     pid="$(recorded_pid "$svc")"
     if [[ -z $pid ]]; then
@@ -28,6 +29,12 @@ for svc in "${services[@]}"; do
         continue
     fi
     kill -TERM "$pid" 2>/dev/null || true
+    stopping[$svc]=$pid
+done
+
+# Wait for all of them together (each needs 1-3 s to drain its servers).
+for svc in "${!stopping[@]}"; do
+    pid=${stopping[$svc]}
     for _ in $(seq 1 100); do
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1

@@ -3,3 +3,4 @@
 
 pub mod processor;
 pub mod record;
+pub mod service;

@@ -8,6 +8,7 @@
 
 pub mod dead_letter;
 pub mod ndjson;
+pub mod redis;
 pub mod retry;
 
 use std::time::Duration;

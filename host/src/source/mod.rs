@@ -3,6 +3,7 @@
 //! came from; acknowledging is the source's business, not the pipeline's.
 
 pub mod ndjson;
+pub mod pubsub;
 
 use serde::{Deserialize, Serialize};
 
