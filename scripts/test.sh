@@ -16,5 +16,17 @@ cargo fmt --all -- --check
 step "cargo clippy (workspace, all targets, -D warnings)"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
+step "services: Redis, Pub/Sub and BigQuery emulators"
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+    echo "starting redis-server on 127.0.0.1:6379"
+    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
+    for _ in $(seq 50); do redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 && break; sleep 0.1; done
+fi
+./scripts/emulators/start.sh all
+trap './scripts/emulators/stop.sh all >/dev/null 2>&1 || true' EXIT
+# shellcheck disable=SC1091
+source .state/emulators/env
+export PUBSUB_EMULATOR_HOST BIGQUERY_EMULATOR_URL
+
 step "cargo test (workspace: plugin unit tests, host unit + integration tests, bench smoke)"
 cargo test --workspace --all-targets --no-fail-fast 2>&1 | tee target/test-output.log

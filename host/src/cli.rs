@@ -30,6 +30,28 @@ pub enum Command {
     /// Work with plugin files.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Run the service: pull Pub/Sub, enrich, write to the sinks.
+    Run(RunArgs),
+    /// Create the Pub/Sub topics, subscriptions and dead-letter topic if
+    /// missing (idempotent; waits for Pub/Sub to answer).
+    SetupPubsub(SetupPubsubArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// TOML configuration file (keys as in README); the environment overrides it.
+    #[arg(long, short, env = "ENGAGEMENT_HOST_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SetupPubsubArgs {
+    /// TOML configuration file; the environment overrides it.
+    #[arg(long, short, env = "ENGAGEMENT_HOST_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// How long to wait for Pub/Sub to answer, seconds.
+    #[arg(long, default_value_t = 60)]
+    pub wait_secs: u64,
 }
 
 #[derive(Debug, Subcommand)]

@@ -5,8 +5,10 @@
 //! [`source`] -> [`decode`] -> [`state`] -> [`enrich`] -> [`sinks`], wired by
 //! [`pipeline`]; [`wasm`] runs the plugins, [`telemetry`] reports.
 
+pub mod api_sim;
 pub mod cli;
 pub mod commands;
+pub mod config;
 pub mod decode;
 pub mod enrich;
 pub mod pipeline;

@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::Parser;
 
 use engagement_host::cli::{Cli, Command, PluginCommand, ReplayArgs};
-use engagement_host::commands::{plugin_check, replay};
+use engagement_host::commands::{plugin_check, replay, run};
 use engagement_host::settings::PluginSettings;
 use engagement_host::state::StateConfig;
 use engagement_host::telemetry::logging;
@@ -41,6 +41,18 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Run(args) => {
+            let stats = runtime()?.block_on(run::run(args.config.as_deref()))?;
+            eprintln!("{}", serde_json::to_string(&stats)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::SetupPubsub(args) => {
+            let wait = std::time::Duration::from_secs(args.wait_secs);
+            for line in runtime()?.block_on(run::setup_pubsub(args.config.as_deref(), wait))? {
+                println!("{line}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Plugin(PluginCommand::Check(args)) => {
             let settings = PluginSettings {
                 dir: Default::default(),
@@ -71,6 +83,12 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             }
         }
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 fn replay_settings(args: &ReplayArgs) -> replay::ReplaySettings {

@@ -74,7 +74,7 @@ impl From<&PluginArgs> for PluginSettings {
 }
 
 /// `$XDG_CACHE_HOME/engagement-host/plugins`, else `~/.cache/...`.
-fn default_cache_dir() -> Option<PathBuf> {
+pub fn default_cache_dir() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;

@@ -153,6 +153,17 @@ impl FaultState {
         &self.config
     }
 
+    /// Requests still to fail under `fail_next_requests`.
+    pub fn remaining_requests(&self) -> u64 {
+        self.fail_remaining
+    }
+
+    /// Time left in the `fail_for_secs` window.
+    pub fn remaining(&self, now: Instant) -> Duration {
+        self.fail_until
+            .map_or(Duration::ZERO, |until| until.saturating_duration_since(now))
+    }
+
     /// Decides the fate of one `POST /events` request. Outages come first
     /// (they are what a test switched on explicitly), then the random rates.
     pub fn decide(&mut self, now: Instant) -> FaultDecision {
@@ -252,7 +263,10 @@ mod tests {
             ..FaultConfig::default()
         });
         let error = state.decide(Instant::now()).error;
-        assert_eq!(error.map(|e| (e.status, e.retry_after_secs)), Some((429, Some(3))));
+        assert_eq!(
+            error.map(|e| (e.status, e.retry_after_secs)),
+            Some((429, Some(3)))
+        );
     }
 
     #[test]

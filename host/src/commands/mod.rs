@@ -2,3 +2,4 @@
 
 pub mod plugin_check;
 pub mod replay;
+pub mod run;

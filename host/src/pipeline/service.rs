@@ -26,9 +26,9 @@ use super::record::Record;
 use crate::decode::{StageError, WasmDecoder};
 use crate::enrich::WasmEnricher;
 use crate::settings::PluginSettings;
+use crate::sinks::RecordSink;
 use crate::sinks::dead_letter::{DeadLetter, DeadLetterFile};
 use crate::sinks::retry::{RetryPolicy, WriteAborted, write_with_retry};
-use crate::sinks::RecordSink;
 use crate::source::pubsub::{self, Delivery, PubSubConfig};
 use crate::source::{Origin, SourceBatch};
 use crate::state::store::StateStore;
@@ -85,7 +85,10 @@ impl ProcessorThread {
         Ok(Self { jobs })
     }
 
-    async fn run(&self, make: impl FnOnce(oneshot::Sender<BatchOutput>) -> Job) -> Result<BatchOutput> {
+    async fn run(
+        &self,
+        make: impl FnOnce(oneshot::Sender<BatchOutput>) -> Job,
+    ) -> Result<BatchOutput> {
         let (tx, rx) = oneshot::channel();
         let jobs = self.jobs.clone();
         let job = make(tx);
@@ -161,7 +164,11 @@ pub async fn run(
     // Bound: two batches in flight between the pulls and the batcher.
     let (tx, mut rx) = mpsc::channel::<Delivery>(settings.batch_size.max(1) * 2);
     let sources = pubsub::spawn_sources(&settings.pubsub, tx, sources_cancel.clone()).await?;
-    tracing::info!(subscriptions = settings.pubsub.subscriptions.len(), sinks = sinks.len(), "service running");
+    tracing::info!(
+        subscriptions = settings.pubsub.subscriptions.len(),
+        sinks = sinks.len(),
+        "service running"
+    );
 
     let mut stats = ServiceStats::default();
     let mut expire = tokio::time::interval(Duration::from_millis(500));
@@ -195,8 +202,19 @@ pub async fn run(
         stats.messages += batch.len() as u64;
         let started = Instant::now();
         let out = processor.run(|reply| Job::Batch(batch, reply)).await?;
-        let ok = deliver(&sinks, &settings.retry, &sink_cancel, out, Some(handlers), &store, &mut dead, &mut stats).await?;
-        metrics::histogram!("engagement_ack_latency_seconds").record(started.elapsed().as_secs_f64());
+        let ok = deliver(
+            &sinks,
+            &settings.retry,
+            &sink_cancel,
+            out,
+            Some(handlers),
+            &store,
+            &mut dead,
+            &mut stats,
+        )
+        .await?;
+        metrics::histogram!("engagement_ack_latency_seconds")
+            .record(started.elapsed().as_secs_f64());
         if !ok {
             break;
         }
@@ -287,7 +305,10 @@ async fn deliver(
     } = out;
     if !records.is_empty() {
         let writes = sinks.iter().map(|sink| async {
-            (sink.name(), write_with_retry(sink.as_ref(), &records, retry, cancel).await)
+            (
+                sink.name(),
+                write_with_retry(sink.as_ref(), &records, retry, cancel).await,
+            )
         });
         for (name, result) in join_all(writes).await {
             match result {

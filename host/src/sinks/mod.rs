@@ -6,7 +6,9 @@
 //! with jitter for transient failures. The pipeline acknowledges a message
 //! only after every enabled sink confirmed the records it produced.
 
+pub mod bigquery;
 pub mod dead_letter;
+pub mod http;
 pub mod ndjson;
 pub mod redis;
 pub mod retry;

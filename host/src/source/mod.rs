@@ -4,6 +4,7 @@
 
 pub mod ndjson;
 pub mod pubsub;
+pub mod pubsub_grpc_admin;
 
 use serde::{Deserialize, Serialize};
 

@@ -16,6 +16,7 @@ use google_cloud_pubsub::subscriber::handler::Handler;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::pubsub_grpc_admin::{Created, GrpcAdmin};
 use super::{Message, Origin};
 
 /// One subscription and the topic it reads.
@@ -68,7 +69,13 @@ impl PubSubConfig {
         std::env::var("PUBSUB_EMULATOR_HOST")
             .ok()
             .filter(|h| !h.trim().is_empty())
-            .map(|h| if h.starts_with("http") { h } else { format!("http://{h}") })
+            .map(|h| {
+                if h.starts_with("http") {
+                    h
+                } else {
+                    format!("http://{h}")
+                }
+            })
     }
 
     pub fn topic_path(&self, topic: &str) -> String {
@@ -200,23 +207,81 @@ pub async fn setup(config: &PubSubConfig, wait: Duration) -> Result<Vec<String>,
 }
 
 async fn try_setup(config: &PubSubConfig) -> Result<Vec<String>, PubSubError> {
-    let credentials = config.credentials()?;
-    let mut topics = TopicAdmin::builder().with_credentials(credentials.clone());
-    let mut subs = SubscriptionAdmin::builder().with_credentials(credentials);
-    if let Some(endpoint) = &config.endpoint {
-        topics = topics.with_endpoint(endpoint.clone());
-        subs = subs.with_endpoint(endpoint.clone());
-    }
-    let topics = topics.build().await.map_err(|e| PubSubError::Client(e.to_string()))?;
-    let subs = subs.build().await.map_err(|e| PubSubError::Client(e.to_string()))?;
-    let mut done = Vec::new();
-    let mut wanted: Vec<&str> = config.subscriptions.iter().map(|s| s.topic.as_str()).collect();
+    let mut topics: Vec<&str> = config
+        .subscriptions
+        .iter()
+        .map(|s| s.topic.as_str())
+        .collect();
     if let Some(dead) = &config.dead_letter_topic {
-        wanted.push(dead);
+        topics.push(dead);
     }
-    for topic in wanted {
+    match &config.endpoint {
+        Some(endpoint) => setup_over_grpc(config, endpoint, &topics).await,
+        None => setup_over_rest(config, &topics).await,
+    }
+}
+
+/// Emulators: gRPC (see `pubsub_grpc_admin`).
+async fn setup_over_grpc(
+    config: &PubSubConfig,
+    endpoint: &str,
+    topics: &[&str],
+) -> Result<Vec<String>, PubSubError> {
+    let admin = GrpcAdmin::connect(endpoint)
+        .await
+        .map_err(PubSubError::Client)?;
+    let mut done = Vec::new();
+    for topic in topics {
         let name = config.topic_path(topic);
-        match topics.create_topic().set_name(name.clone()).send().await {
+        let created = admin
+            .create_topic(name.clone())
+            .await
+            .map_err(PubSubError::Request)?;
+        done.push(describe("topic", &name, created));
+    }
+    for sub in &config.subscriptions {
+        let name = config.subscription_path(&sub.subscription);
+        let created = admin
+            .create_subscription(name.clone(), config.topic_path(&sub.topic), 60)
+            .await
+            .map_err(PubSubError::Request)?;
+        done.push(describe("subscription", &name, created));
+    }
+    Ok(done)
+}
+
+fn describe(what: &str, name: &str, created: Created) -> String {
+    match created {
+        Created::New => format!("{what} {name}"),
+        Created::Existed => format!("{what} {name} (existed)"),
+    }
+}
+
+/// Google Cloud: the official admin clients.
+async fn setup_over_rest(
+    config: &PubSubConfig,
+    topics: &[&str],
+) -> Result<Vec<String>, PubSubError> {
+    let credentials = config.credentials()?;
+    let topic_admin = TopicAdmin::builder()
+        .with_credentials(credentials.clone())
+        .build()
+        .await
+        .map_err(|e| PubSubError::Client(e.to_string()))?;
+    let sub_admin = SubscriptionAdmin::builder()
+        .with_credentials(credentials)
+        .build()
+        .await
+        .map_err(|e| PubSubError::Client(e.to_string()))?;
+    let mut done = Vec::new();
+    for topic in topics {
+        let name = config.topic_path(topic);
+        match topic_admin
+            .create_topic()
+            .set_name(name.clone())
+            .send()
+            .await
+        {
             Ok(_) => done.push(format!("topic {name}")),
             Err(err) if is_already_exists(&err) => done.push(format!("topic {name} (existed)")),
             Err(err) => return Err(PubSubError::Request(format!("create topic {name}: {err}"))),
@@ -224,7 +289,7 @@ async fn try_setup(config: &PubSubConfig) -> Result<Vec<String>, PubSubError> {
     }
     for sub in &config.subscriptions {
         let name = config.subscription_path(&sub.subscription);
-        let result = subs
+        let result = sub_admin
             .create_subscription()
             .set_name(name.clone())
             .set_topic(config.topic_path(&sub.topic))
@@ -233,8 +298,14 @@ async fn try_setup(config: &PubSubConfig) -> Result<Vec<String>, PubSubError> {
             .await;
         match result {
             Ok(_) => done.push(format!("subscription {name}")),
-            Err(err) if is_already_exists(&err) => done.push(format!("subscription {name} (existed)")),
-            Err(err) => return Err(PubSubError::Request(format!("create subscription {name}: {err}"))),
+            Err(err) if is_already_exists(&err) => {
+                done.push(format!("subscription {name} (existed)"))
+            }
+            Err(err) => {
+                return Err(PubSubError::Request(format!(
+                    "create subscription {name}: {err}"
+                )));
+            }
         }
     }
     Ok(done)
@@ -247,9 +318,13 @@ fn is_already_exists(err: &google_cloud_pubsub::Error) -> bool {
 
 /// Publishes to one topic (dead letters; tests publishing fixtures).
 pub async fn publisher(config: &PubSubConfig, topic: &str) -> Result<Publisher, PubSubError> {
-    let mut builder = Publisher::builder(config.topic_path(topic)).with_credentials(config.credentials()?);
+    let mut builder =
+        Publisher::builder(config.topic_path(topic)).with_credentials(config.credentials()?);
     if let Some(endpoint) = &config.endpoint {
         builder = builder.with_endpoint(endpoint.clone());
     }
-    builder.build().await.map_err(|e| PubSubError::Client(e.to_string()))
+    builder
+        .build()
+        .await
+        .map_err(|e| PubSubError::Client(e.to_string()))
 }

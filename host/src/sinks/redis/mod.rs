@@ -84,7 +84,12 @@ impl RecordSink for RedisSink {
                 let key = self.key(record);
                 match record.kind {
                     RecordKind::Upsert => {
-                        pipe.cmd("SET").arg(&key).arg(record.to_json()).arg("EX").arg(ttl).ignore();
+                        pipe.cmd("SET")
+                            .arg(&key)
+                            .arg(record.to_json())
+                            .arg("EX")
+                            .arg(ttl)
+                            .ignore();
                     }
                     RecordKind::Delete => {
                         pipe.cmd("DEL").arg(&key).ignore();
