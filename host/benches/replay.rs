@@ -45,6 +45,7 @@ fn settings() -> ReplaySettings {
             limits: PluginLimits::default(),
             grants: Vec::new(),
         },
+        redis: None,
     }
 }
 

@@ -32,6 +32,9 @@ pub enum Command {
     Plugin(PluginCommand),
     /// Run the service: pull Pub/Sub, enrich, write to the sinks.
     Run(RunArgs),
+    /// Run the third-party API simulator (the sink's counterpart in tests and
+    /// the local stack): `GET /`, `POST /events`, `GET /stats`, `POST /faults`.
+    ApiSim(ApiSimArgs),
     /// Create the Pub/Sub topics, subscriptions and dead-letter topic if
     /// missing (idempotent; waits for Pub/Sub to answer).
     SetupPubsub(SetupPubsubArgs),
@@ -42,6 +45,31 @@ pub struct RunArgs {
     /// TOML configuration file (keys as in README); the environment overrides it.
     #[arg(long, short, env = "ENGAGEMENT_HOST_CONFIG")]
     pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ApiSimArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Latency added to every `POST /events`, milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Share of requests (0..=1) answered with `--error-status`.
+    #[arg(long, default_value_t = 0.0)]
+    pub error_rate: f64,
+    /// Status of injected errors (400..=599).
+    #[arg(long, default_value_t = 500)]
+    pub error_status: u16,
+    /// Share of requests (0..=1) answered 429 with `Retry-After`.
+    #[arg(long, default_value_t = 0.0)]
+    pub rate_limit_rate: f64,
+    /// `Retry-After` seconds on 429 and 503.
+    #[arg(long, default_value_t = 1)]
+    pub retry_after_secs: u64,
+    /// Fail every request for this many seconds after start.
+    #[arg(long, default_value_t = 0.0)]
+    pub fail_for_secs: f64,
 }
 
 #[derive(Debug, Args)]
@@ -146,6 +174,10 @@ pub struct ReplayArgs {
     /// Print the summary as JSON (on stderr).
     #[arg(long)]
     pub summary_json: bool,
+    /// Also write the records to Redis at this URL (`redis://127.0.0.1:6379/0`),
+    /// batch by batch, as the service does.
+    #[arg(long)]
+    pub redis: Option<String>,
     #[command(flatten)]
     pub plugins: PluginArgs,
 }

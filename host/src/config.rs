@@ -29,6 +29,9 @@ pub struct Config {
     pub dead_letter_topic: String,
     /// Unacked messages per subscription (flow control).
     pub max_outstanding_messages: i64,
+    /// Ack deadline of the subscriptions `setup-pubsub` creates, seconds
+    /// (10..=600): how soon a message a crashed host held is redelivered.
+    pub pubsub_ack_deadline_secs: i32,
 
     /// Longest a message waits for its batch to fill, seconds (fractions allowed).
     pub default_emit_interval_secs: f64,
@@ -96,6 +99,7 @@ impl Default for Config {
             events_topic: "pgcdc.public.engagement_events".into(),
             dead_letter_topic: "pgcdc.dead-letters".into(),
             max_outstanding_messages: 5000,
+            pubsub_ack_deadline_secs: 60,
             default_emit_interval_secs: 3.0,
             batch_size: 500,
             pending_ttl_secs: 10,

@@ -5,9 +5,11 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Parser;
 
+use engagement_host::api_sim::{self, ApiSimSettings, FaultConfig};
 use engagement_host::cli::{Cli, Command, PluginCommand, ReplayArgs};
 use engagement_host::commands::{plugin_check, replay, run};
 use engagement_host::settings::PluginSettings;
+use engagement_host::sinks::redis::RedisSinkConfig;
 use engagement_host::state::StateConfig;
 use engagement_host::telemetry::logging;
 use engagement_host::wasm::PluginLimits;
@@ -44,6 +46,27 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Run(args) => {
             let stats = runtime()?.block_on(run::run(args.config.as_deref()))?;
             eprintln!("{}", serde_json::to_string(&stats)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ApiSim(args) => {
+            let settings = ApiSimSettings {
+                listen: args.listen,
+                faults: FaultConfig {
+                    latency_ms: args.latency_ms,
+                    error_rate: args.error_rate,
+                    error_status: args.error_status,
+                    rate_limit_rate: args.rate_limit_rate,
+                    retry_after_secs: args.retry_after_secs,
+                    fail_for_secs: args.fail_for_secs,
+                    ..FaultConfig::default()
+                },
+            };
+            runtime()?.block_on(async {
+                let shutdown = async {
+                    let _ = tokio::signal::ctrl_c().await;
+                };
+                api_sim::serve(settings, shutdown).await
+            })?;
             Ok(ExitCode::SUCCESS)
         }
         Command::SetupPubsub(args) => {
@@ -106,5 +129,9 @@ fn replay_settings(args: &ReplayArgs) -> replay::ReplaySettings {
         },
         max_message_bytes: args.max_message_bytes,
         plugins: PluginSettings::from(&args.plugins),
+        redis: args.redis.as_ref().map(|url| RedisSinkConfig {
+            url: url.clone(),
+            ..RedisSinkConfig::default()
+        }),
     }
 }

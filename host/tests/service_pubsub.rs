@@ -13,9 +13,51 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use engagement_host::api_sim::{ApiSimState, FaultConfig, serve_listener};
 use engagement_host::source::pubsub::{self, PubSubConfig, SubscriptionConfig};
 use google_cloud_pubsub::model::Message as PubsubMessage;
 use serde_json::Value;
+
+/// Base URL of the BigQuery emulator's REST API (`.../bigquery/v2`).
+fn bigquery_url() -> String {
+    let url =
+        std::env::var("BIGQUERY_EMULATOR_URL").unwrap_or_else(|_| "http://127.0.0.1:9050".into());
+    let url = url.trim_end_matches('/').to_string();
+    if url.ends_with("/bigquery/v2") {
+        url
+    } else {
+        format!("{url}/bigquery/v2")
+    }
+}
+
+/// Rows of a query, each as the REST API's cell values.
+async fn bigquery_rows(base: &str, sql: &str) -> Vec<Vec<Value>> {
+    let answer: Value = reqwest::Client::new()
+        .post(format!("{base}/projects/streaming-project/queries"))
+        .json(&serde_json::json!({"query": sql, "useLegacySql": false}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(answer.get("errors").is_none(), "{sql}: {answer}");
+    answer["rows"]
+        .as_array()
+        .map(|rows| {
+            rows.iter()
+                .map(|r| {
+                    r["f"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|c| c["v"].clone())
+                        .collect()
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
 
 fn emulator() -> String {
     std::env::var("PUBSUB_EMULATOR_HOST").unwrap_or_else(|_| "127.0.0.1:8085".into())
@@ -77,6 +119,8 @@ fn pubsub_config(names: &HashMap<&str, String>) -> PubSubConfig {
             },
         ],
         dead_letter_topic: Some(names["dead_letter_topic"].clone()),
+        // A killed host's messages come back after 10 s, not 60.
+        ack_deadline_secs: 10,
         ..PubSubConfig::default()
     }
 }
@@ -160,7 +204,25 @@ async fn fixture_through_pubsub_ends_in_redis() {
     let tmp = tempfile::tempdir().unwrap();
     let plugins = common::plugin_dir(tmp.path());
     let (_, names) = names("fixture");
+    // All three sinks: Redis, BigQuery (emulator, a dataset of its own) and
+    // the API simulator over real HTTP.
+    let api = ApiSimState::new(FaultConfig::default()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api_url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(serve_listener(
+        listener,
+        api.clone(),
+        std::future::pending(),
+    ));
+    let dataset = format!("e2e_{}", rand_suffix());
+    let bigquery = bigquery_url();
     let config_path = write_config(tmp.path(), &names, 11, &plugins);
+    let mut toml = std::fs::read_to_string(&config_path).unwrap();
+    toml.push_str(&format!(
+        "api_enabled = true\nthird_party_api_url = \"{api_url}\"\nbigquery_enabled = true\n\
+         bigquery_dataset = \"{dataset}\"\nbigquery_emulator_url = \"{bigquery}\"\n"
+    ));
+    std::fs::write(&config_path, toml).unwrap();
     let config = pubsub_config(&names);
     pubsub::setup(&config, Duration::from_secs(30))
         .await
@@ -211,6 +273,42 @@ async fn fixture_through_pubsub_ends_in_redis() {
         assert!(!exists, "{key} was deleted");
     }
 
+    // The API got each event's versions once. (How many versions depends
+    // on arrival order: the emulator does not keep publish order, and a
+    // version older than one already applied is skipped by LSN.)
+    let stats = api.stats_snapshot();
+    assert_eq!(stats.unique_event_ids, 3, "{stats:?}");
+    assert_eq!(stats.duplicate_batches, 0);
+    assert_eq!(
+        stats.events_by_op.get("d"),
+        Some(&2),
+        "both deletes reach the API"
+    );
+
+    // BigQuery's current view holds event 3 only, with its derived values.
+    let rows = bigquery_rows(
+        &bigquery,
+        &format!("SELECT id, engagement_pct, content_type FROM `streaming-project.{dataset}.enriched_events_current`"),
+    )
+    .await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0][0], Value::from("3"));
+    assert_eq!(
+        rows[0][1].as_str().map(|v| v.parse::<f64>().unwrap()),
+        Some(100.0)
+    );
+    assert_eq!(rows[0][2], Value::from("video"));
+    let all = bigquery_rows(
+        &bigquery,
+        &format!("SELECT COUNT(*) FROM `streaming-project.{dataset}.enriched_events`"),
+    )
+    .await;
+    assert_eq!(
+        all[0][0],
+        Value::from(stats.events.to_string()),
+        "BigQuery has a row for every record the API got"
+    );
+
     let status = sigterm(&mut host);
     let log_text = std::fs::read_to_string(&log).unwrap();
     assert!(status.success(), "host exit {status}: {log_text}");
@@ -221,4 +319,196 @@ async fn fixture_through_pubsub_ends_in_redis() {
                 .unwrap()
                 .is_empty()
     );
+}
+
+/// The first `n` lines of the bulk fixture (2 contents, then events).
+fn bulk_lines(n: usize) -> Vec<Value> {
+    let file = std::fs::File::open(common::fixture("bulk_schemas_off.ndjson.gz")).unwrap();
+    let reader =
+        std::io::BufRead::lines(std::io::BufReader::new(flate2::read::GzDecoder::new(file)));
+    reader
+        .take(n)
+        .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
+        .collect()
+}
+
+fn no_headers(n: usize) -> Vec<Value> {
+    vec![serde_json::json!({"attributes(headers)": {}}); n]
+}
+
+fn eng_keys(conn: &mut redis::Connection) -> Vec<String> {
+    redis::cmd("KEYS").arg("eng:*").query(conn).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_messages_go_to_the_dead_letters_and_the_rest_is_delivered() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = common::plugin_dir(tmp.path());
+    let (run, names) = names("malformed");
+    let config_path = write_config(tmp.path(), &names, 12, &plugins);
+    let config = pubsub_config(&names);
+    pubsub::setup(&config, Duration::from_secs(30))
+        .await
+        .unwrap();
+    // A subscription on the dead-letter topic, to read back what the host sent.
+    let admin = engagement_host::source::pubsub_grpc_admin::GrpcAdmin::connect(
+        config.endpoint.as_deref().unwrap(),
+    )
+    .await
+    .unwrap();
+    let dead_sub = format!("dead-sub-{run}");
+    admin
+        .create_subscription(
+            config.subscription_path(&dead_sub),
+            config.topic_path(&names["dead_letter_topic"]),
+            60,
+        )
+        .await
+        .unwrap();
+    let mut conn = redis(12);
+
+    // 300 good events with 100 malformed messages mixed in.
+    let good = bulk_lines(302);
+    let mut lines = Vec::new();
+    for (i, line) in good.iter().enumerate() {
+        lines.push(line.clone());
+        if i >= 2 && i % 3 == 0 && lines.len() < 402 {
+            let mut bad = line.clone();
+            bad["value"] = Value::String(match i % 4 {
+                0 => "not json".into(),
+                1 => "[1,2]".into(),
+                2 => r#"{"after":{"id":1}}"#.into(),
+                _ => r#"{"op":"x","after":{"id":1}}"#.into(),
+            });
+            lines.push(bad);
+        }
+    }
+    let bad_count = lines.len() - good.len();
+    assert_eq!(bad_count, 100);
+
+    let log = tmp.path().join("host.log");
+    let mut host = start_host(&config_path, &log);
+    publish_fixture(&config, &names, &lines, &no_headers(lines.len())).await;
+
+    wait_for("300 events in Redis", Duration::from_secs(60), || {
+        eng_keys(&mut conn).len() == 300
+    });
+    let dead_file = tmp.path().join("dead.ndjson");
+    wait_for(
+        "100 dead letters in the file",
+        Duration::from_secs(30),
+        || {
+            std::fs::read_to_string(&dead_file)
+                .map(|t| t.lines().count())
+                .unwrap_or(0)
+                == 100
+        },
+    );
+    let letters = common::read_ndjson(&dead_file);
+    assert!(
+        letters
+            .iter()
+            .all(|l| l["stage"] == "decode" && !l["reason"].as_str().unwrap().is_empty())
+    );
+    assert!(
+        letters
+            .iter()
+            .all(|l| l["message"]["destination"] == names["events_topic"])
+    );
+
+    // The same 100 on the dead-letter topic.
+    let subscriber = google_cloud_pubsub::client::Subscriber::builder()
+        .with_endpoint(config.endpoint.clone().unwrap())
+        .with_credentials(config.credentials().unwrap())
+        .build()
+        .await
+        .unwrap();
+    let mut stream = subscriber
+        .subscribe(config.subscription_path(&dead_sub))
+        .build();
+    let mut seen = 0;
+    while seen < 100 {
+        let next = tokio::time::timeout(Duration::from_secs(20), stream.next()).await;
+        let Ok(Some(Ok((message, handler)))) = next else {
+            panic!("only {seen} dead letters on the topic");
+        };
+        let letter: Value = serde_json::from_slice(&message.data).unwrap();
+        assert_eq!(letter["stage"], "decode");
+        assert_eq!(
+            message.attributes.get("stage").map(String::as_str),
+            Some("decode")
+        );
+        handler.ack();
+        seen += 1;
+    }
+    let status = sigterm(&mut host);
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_and_restart_mid_stream_loses_and_doubles_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = common::plugin_dir(tmp.path());
+    let (_, names) = names("restart");
+    let config_path = write_config(tmp.path(), &names, 13, &plugins);
+    let config = pubsub_config(&names);
+    pubsub::setup(&config, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let mut conn = redis(13);
+
+    let lines = bulk_lines(2002);
+    let log = tmp.path().join("host.log");
+    let mut host = start_host(&config_path, &log);
+    publish_fixture(&config, &names, &lines, &no_headers(lines.len())).await;
+    // Kill it hard once some (not all) events are written.
+    wait_for("some events in Redis", Duration::from_secs(60), || {
+        eng_keys(&mut conn).len() >= 200
+    });
+    host.kill().unwrap();
+    host.wait().unwrap();
+    let after_kill = eng_keys(&mut conn).len();
+
+    // A redelivery on top: the first 500 messages published again.
+    publish_fixture(&config, &names, &lines[..500], &no_headers(500)).await;
+
+    let log2 = tmp.path().join("host2.log");
+    let mut host = start_host(&config_path, &log2);
+    wait_for("all 2000 events in Redis", Duration::from_secs(90), || {
+        eng_keys(&mut conn).len() == 2000
+    });
+    let status = sigterm(&mut host);
+    assert!(
+        status.success(),
+        "exit {status}: {}",
+        std::fs::read_to_string(&log2).unwrap()
+    );
+    eprintln!("{after_kill} of 2000 events were in Redis when the host was killed");
+
+    // Every value is the right one (checked against the fixture), content present.
+    for line in &lines[2..] {
+        let value: Value = serde_json::from_str(line["value"].as_str().unwrap()).unwrap();
+        let after = &value["after"];
+        let key = format!(
+            "eng:{{{}}}:{}",
+            after["content_id"].as_str().unwrap(),
+            after["id"]
+        );
+        let stored: String = redis::cmd("GET").arg(&key).query(&mut conn).unwrap();
+        let record: Value = serde_json::from_str(&stored).unwrap();
+        assert_eq!(record["duration_ms"], after["duration_ms"], "{key}");
+        assert_eq!(record["content_missing"], false, "{key}");
+        match after["duration_ms"].as_i64() {
+            Some(ms) => assert_eq!(
+                record["engagement_seconds"].as_f64().unwrap(),
+                ms as f64 / 1000.0,
+                "{key}"
+            ),
+            None => assert!(record["engagement_seconds"].is_null()),
+        }
+    }
 }

@@ -19,11 +19,14 @@ use crate::pipeline::record::RecordKind;
 use crate::settings::PluginSettings;
 use crate::sinks::dead_letter::{DeadLetter, DeadLetterFile};
 use crate::sinks::ndjson::NdjsonSink;
+use crate::sinks::redis::{RedisSink, RedisSinkConfig};
+use crate::sinks::retry::{RetryPolicy, write_with_retry};
 use crate::source::SourceBatch;
 use crate::source::ndjson::NdjsonSource;
 use crate::state::store::{Snapshot, StateStore};
 use crate::state::{State, StateConfig, StateStats};
 use crate::wasm::reload;
+use tokio_util::sync::CancellationToken;
 
 /// Everything `replay` needs, settled.
 #[derive(Debug, Clone)]
@@ -37,6 +40,8 @@ pub struct ReplaySettings {
     pub state: StateConfig,
     pub max_message_bytes: usize,
     pub plugins: PluginSettings,
+    /// Also write records to Redis.
+    pub redis: Option<RedisSinkConfig>,
 }
 
 /// What a replay did.
@@ -104,6 +109,17 @@ pub fn run_with(
     let source = NdjsonSource::open(&settings.input)
         .with_context(|| format!("opening {}", settings.input.display()))?;
 
+    // Sinks are async; the replay drives them batch by batch from here.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let redis = match &settings.redis {
+        Some(config) => Some(runtime.block_on(RedisSink::connect(config.clone()))?),
+        None => None,
+    };
+    let policy = RetryPolicy::default();
+    let never = CancellationToken::new();
+
     let mut summary = ReplaySummary::default();
     let started = Instant::now();
     let mut batch = SourceBatch::default();
@@ -122,6 +138,13 @@ pub fn run_with(
         summary.records += out.records.len() as u64;
         summary.dead_letters += out.dead_letters.len() as u64;
         records.write(&out.records).context("writing records")?;
+        if let Some(redis) = &redis
+            && !out.records.is_empty()
+        {
+            runtime
+                .block_on(write_with_retry(redis, &out.records, &policy, &never))
+                .context("writing records to Redis")?;
+        }
         dead.write(&out.dead_letters)
             .context("writing dead letters")?;
         // Outputs first, then the state: the order the service uses too.

@@ -13,6 +13,8 @@ use crate::config::Config;
 use crate::pipeline::service::{self, ServiceSettings, ServiceStats};
 use crate::settings::PluginSettings;
 use crate::sinks::RecordSink;
+use crate::sinks::bigquery::{BigQuerySink, BigQuerySinkConfig};
+use crate::sinks::http::{HttpSink, HttpSinkConfig};
 use crate::sinks::redis::{RedisSink, RedisSinkConfig};
 use crate::sinks::retry::RetryPolicy;
 use crate::source::pubsub::{PubSubConfig, SubscriptionConfig};
@@ -68,6 +70,7 @@ pub fn pubsub_config(config: &Config) -> PubSubConfig {
             },
         ],
         max_outstanding_messages: config.max_outstanding_messages,
+        ack_deadline_secs: config.pubsub_ack_deadline_secs.clamp(10, 600),
         dead_letter_topic: Some(config.dead_letter_topic.clone()).filter(|t| !t.is_empty()),
         ..PubSubConfig::default()
     }
@@ -85,6 +88,35 @@ pub async fn connect_sinks(config: &Config) -> Result<Vec<Arc<dyn RecordSink>>> 
         .await
         .context("connecting to Redis")?;
         sinks.push(Arc::new(redis));
+    }
+    if config.api_enabled {
+        let http = HttpSink::new(HttpSinkConfig {
+            base_url: config.third_party_api_url.clone(),
+            timeout: Duration::from_secs(config.api_timeout_secs.max(1)),
+            max_batch_events: config.api_batch_size.max(1),
+            ..HttpSinkConfig::default()
+        })
+        .context("setting up the third-party API sink")?;
+        sinks.push(Arc::new(http));
+    }
+    if config.bigquery_enabled {
+        let bigquery = BigQuerySink::connect(BigQuerySinkConfig {
+            project: config.bigquery_project.clone(),
+            dataset: config.bigquery_dataset.clone(),
+            table: config.bigquery_table.clone(),
+            base_url: config.bigquery_emulator_url.clone().map(|url| {
+                let url = url.trim_end_matches('/').to_string();
+                if url.ends_with("/bigquery/v2") {
+                    url
+                } else {
+                    format!("{url}/bigquery/v2")
+                }
+            }),
+            ..BigQuerySinkConfig::default()
+        })
+        .await
+        .context("setting up the BigQuery sink")?;
+        sinks.push(Arc::new(bigquery));
     }
     Ok(sinks)
 }

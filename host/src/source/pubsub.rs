@@ -39,6 +39,8 @@ pub struct PubSubConfig {
     pub max_outstanding_bytes: i64,
     /// Topic that dead letters are published to (created by `setup-pubsub`).
     pub dead_letter_topic: Option<String>,
+    /// Ack deadline of the subscriptions `setup` creates.
+    pub ack_deadline_secs: i32,
 }
 
 impl Default for PubSubConfig {
@@ -59,6 +61,7 @@ impl Default for PubSubConfig {
             max_outstanding_messages: 5000,
             max_outstanding_bytes: 100 << 20,
             dead_letter_topic: Some("pgcdc.dead-letters".into()),
+            ack_deadline_secs: 60,
         }
     }
 }
@@ -242,7 +245,11 @@ async fn setup_over_grpc(
     for sub in &config.subscriptions {
         let name = config.subscription_path(&sub.subscription);
         let created = admin
-            .create_subscription(name.clone(), config.topic_path(&sub.topic), 60)
+            .create_subscription(
+                name.clone(),
+                config.topic_path(&sub.topic),
+                config.ack_deadline_secs,
+            )
             .await
             .map_err(PubSubError::Request)?;
         done.push(describe("subscription", &name, created));
@@ -293,7 +300,7 @@ async fn setup_over_rest(
             .create_subscription()
             .set_name(name.clone())
             .set_topic(config.topic_path(&sub.topic))
-            .set_ack_deadline_seconds(60)
+            .set_ack_deadline_seconds(config.ack_deadline_secs)
             .send()
             .await;
         match result {

@@ -22,7 +22,7 @@
 //! - **Row errors**: requests are sent with `skipInvalidRows`, so a row
 //!   BigQuery refuses (a mistyped value) is reported in
 //!   [`SinkReport::rejected`] and dead-lettered while the rest is written.
-//! - **Failures**: see [`service`] for which answers are transient (retried
+//! - **Failures**: see `service.rs` for which answers are transient (retried
 //!   by [`crate::sinks::retry`], all requests of the batch again, same
 //!   insertIds) and which are permanent (dead letters).
 //! - **Start-up**: [`BigQuerySink::connect`] creates the dataset, table and
@@ -40,19 +40,20 @@
 //! per attempt: rows written before a transient failure count as inserted
 //! again when the retry sends them again.
 
-pub mod config;
-pub mod error;
-pub mod rows;
-pub mod service;
-pub mod table;
-
 mod auth;
+mod config;
+mod error;
+pub mod rows;
+mod service;
+mod table;
 
 use std::time::{Instant, SystemTime};
 
 use gcp_bigquery_client::client_builder::ClientBuilder;
 
-pub use config::{BigQuerySinkConfig, BigQuerySinkConfigError};
+pub use config::{
+    BigQuerySinkConfig, BigQuerySinkConfigError, INSERT_ALL_MAX_BYTES, INSERT_ALL_MAX_ROWS,
+};
 pub use error::BigQueryError;
 pub use table::{TableSetup, ViewSetup};
 
@@ -245,5 +246,35 @@ impl RowsWritten {
             elapsed_ms = self.started.elapsed().as_millis() as u64,
             "BigQuery rows written"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The real-BigQuery path builds without a network call or a panic
+    /// (TLS set-up, credential discovery); without credentials on this
+    /// machine it may only fail with a credentials error.
+    #[tokio::test]
+    async fn real_bigquery_sink_builds_offline() {
+        match BigQuerySink::new(BigQuerySinkConfig::default()).await {
+            Ok(sink) => assert_eq!(sink.name(), "bigquery"),
+            Err(err) => assert!(
+                matches!(err, BigQueryError::CredentialsFailed { .. }),
+                "{err}"
+            ),
+        }
+    }
+
+    #[tokio::test]
+    async fn invalid_config_is_refused_before_any_io() {
+        let err = BigQuerySink::new(BigQuerySinkConfig {
+            table: String::new(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("empty table name");
+        assert!(matches!(err, BigQueryError::InvalidConfig(_)), "{err}");
     }
 }

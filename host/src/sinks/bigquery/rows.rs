@@ -1,5 +1,5 @@
 //! Records to `insertAll` rows, and rows to requests: pure functions, no
-//! I/O (the requests are sent by [`super::service`]).
+//! I/O (the requests are sent by `service.rs`).
 //!
 //! A row is the record's JSON (the table's columns, see
 //! `bigquery/enriched_events_schema.json`) with three changes:

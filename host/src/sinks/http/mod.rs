@@ -1,9 +1,10 @@
 //! HTTP sink: records to the third-party engagement API as
 //! `POST {base_url}/events` with `{"events": [...]}`, in batches.
 //!
-//! Place in the flow: the pipeline hands a batch of [`Record`]s to
-//! [`HttpSink::write`], normally through [`crate::sinks::retry`]; the
-//! message is acked once every enabled sink confirmed it.
+//! Place in the flow: the pipeline hands a batch of [`Record`]s to the
+//! [`RecordSink::write`] of [`HttpSink`], normally through
+//! [`crate::sinks::retry`]; the message is acked once every enabled sink
+//! confirmed it.
 //!
 //! - [`config`]: base URL, timeout and batch limits (events and bytes).
 //! - [`request`]: cuts a batch into request bodies within the limits and gives
@@ -17,6 +18,7 @@
 //! too, as records with `"op": "d"`, and the API decides what a delete means.
 //!
 //! [`Record`]: crate::pipeline::record::Record
+//! [`RecordSink::write`]: crate::sinks::RecordSink::write
 
 pub mod config;
 pub mod request;

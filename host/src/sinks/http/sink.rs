@@ -47,6 +47,8 @@ pub enum HttpSinkError {
 pub struct HttpSink {
     client: reqwest::Client,
     events_url: reqwest::Url,
+    /// `events_url` without credentials, for error messages and logs.
+    shown_url: String,
     config: HttpSinkConfig,
 }
 
@@ -59,8 +61,13 @@ impl HttpSink {
             .user_agent(concat!("engagement-host/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(HttpSinkError::ClientBuildFailed)?;
+        let mut shown = events_url.clone();
+        // Only fails for URLs that cannot have credentials at all.
+        let _ = shown.set_username("");
+        let _ = shown.set_password(None);
         Ok(Self {
             client,
+            shown_url: shown.to_string(),
             events_url,
             config,
         })
@@ -95,8 +102,9 @@ impl HttpSink {
                 };
                 request_finished(request, label.to_string(), started.elapsed());
                 return Err(SinkError::transient(format!(
-                    "API request failed: {}",
-                    error_chain(&err)
+                    "POST {} failed: {}",
+                    self.shown_url,
+                    error_chain(err)
                 )));
             }
         };
@@ -140,7 +148,7 @@ impl RecordSink for HttpSink {
 }
 
 /// The sink result of an HTTP answer.
-pub fn classify(
+pub(crate) fn classify(
     status: StatusCode,
     retry_after: Option<Duration>,
     body: &str,
@@ -164,7 +172,7 @@ pub fn classify(
 
 /// `Retry-After` in seconds (fractions tolerated), capped at an hour. The
 /// HTTP-date form is ignored: the retry policy's backoff applies then.
-pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let text = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     let secs: f64 = text.parse().ok()?;
     if !secs.is_finite() || secs < 0.0 {
@@ -193,10 +201,12 @@ fn snippet(body: &str) -> String {
 }
 
 /// An error and its causes: reqwest's own message ("error sending request")
-/// says little without them. The URL is left out: it may hold credentials.
-fn error_chain(err: &reqwest::Error) -> String {
+/// says little without them. reqwest's copy of the URL is left out: it may
+/// hold credentials.
+fn error_chain(err: reqwest::Error) -> String {
+    let err = err.without_url();
     let mut text = err.to_string();
-    let mut source = std::error::Error::source(err);
+    let mut source = std::error::Error::source(&err);
     while let Some(cause) = source {
         text.push_str(": ");
         text.push_str(&cause.to_string());
