@@ -171,6 +171,9 @@ async fn publish_fixture(
     let events = pubsub::publisher(config, &names["events_topic"])
         .await
         .unwrap();
+    // Publish everything, then wait: awaiting each message would pay the
+    // publisher's batching delay once per message.
+    let mut sent = Vec::with_capacity(lines.len());
     for (line, header) in lines.iter().zip(headers) {
         let attributes: Vec<(String, String)> = header["attributes(headers)"]
             .as_object()
@@ -187,7 +190,10 @@ async fn publish_fixture(
         } else {
             &events
         };
-        publisher.publish(msg).await.unwrap();
+        sent.push(publisher.publish(msg));
+    }
+    for result in futures::future::join_all(sent).await {
+        result.unwrap();
     }
 }
 
@@ -511,4 +517,138 @@ async fn kill_and_restart_mid_stream_loses_and_doubles_nothing() {
             None => assert!(record["engagement_seconds"].is_null()),
         }
     }
+}
+
+/// A Redis server of this test's own, so it can be restarted mid-stream
+/// without disturbing anything else.
+struct PrivateRedis {
+    port: u16,
+    dir: std::path::PathBuf,
+    child: Option<Child>,
+}
+
+impl PrivateRedis {
+    fn start(port: u16, dir: &Path) -> Self {
+        let mut redis = Self {
+            port,
+            dir: dir.to_path_buf(),
+            child: None,
+        };
+        redis.restart();
+        redis
+    }
+
+    fn restart(&mut self) {
+        self.stop();
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+            ])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server");
+        self.child = Some(child);
+        wait_for("private Redis", Duration::from_secs(10), || {
+            redis::Client::open(format!("redis://127.0.0.1:{}/0", self.port))
+                .and_then(|c| c.get_connection())
+                .is_ok()
+        });
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+    }
+
+    fn connection(&self) -> redis::Connection {
+        redis::Client::open(format!("redis://127.0.0.1:{}/0", self.port))
+            .unwrap()
+            .get_connection()
+            .unwrap()
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_restarted_mid_stream_then_sigterm_and_restart_lose_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = common::plugin_dir(tmp.path());
+    let (_, names) = names("redis-restart");
+    let port = 6390 + (std::process::id() % 50) as u16;
+    let mut private = PrivateRedis::start(port, tmp.path());
+    let config_path = write_config(tmp.path(), &names, 0, &plugins);
+    let mut toml = std::fs::read_to_string(&config_path).unwrap();
+    toml.push_str(&format!(
+        "redis_port = {port}\nretry_max_ms = 500\nbatch_size = 100\n"
+    ));
+    std::fs::write(&config_path, toml).unwrap();
+    let config = pubsub_config(&names);
+    pubsub::setup(&config, Duration::from_secs(30))
+        .await
+        .unwrap();
+
+    let lines = bulk_lines(3002);
+    let log = tmp.path().join("host.log");
+    let mut host = start_host(&config_path, &log);
+    publish_fixture(&config, &names, &lines[..1500], &no_headers(1500)).await;
+    wait_for("some events in Redis", Duration::from_secs(60), || {
+        eng_keys(&mut private.connection()).len() >= 100
+    });
+    // Redis goes away for a moment (its append-only file keeps what it had).
+    private.stop();
+    publish_fixture(
+        &config,
+        &names,
+        &lines[1500..],
+        &no_headers(lines.len() - 1500),
+    )
+    .await;
+    std::thread::sleep(Duration::from_secs(2));
+    private.restart();
+    wait_for("all 3000 events in Redis", Duration::from_secs(90), || {
+        eng_keys(&mut private.connection()).len() == 3000
+    });
+
+    // SIGTERM, then a restart on the same state: a further redelivery of
+    // everything changes nothing.
+    let status = sigterm(&mut host);
+    assert!(
+        status.success(),
+        "exit {status}: {}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    let log2 = tmp.path().join("host2.log");
+    let mut host = start_host(&config_path, &log2);
+    publish_fixture(&config, &names, &lines, &no_headers(lines.len())).await;
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(eng_keys(&mut private.connection()).len(), 3000);
+    let status = sigterm(&mut host);
+    assert!(
+        status.success(),
+        "exit {status}: {}",
+        std::fs::read_to_string(&log2).unwrap()
+    );
+    let log_text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        log_text.contains("sink write failed, retrying"),
+        "the outage was seen and retried"
+    );
 }
