@@ -4,8 +4,6 @@
 //!
 //! `cargo bench -p engagement-host --bench plugin_calls`
 
-use std::path::{Path, PathBuf};
-
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use engagement_host::wasm::bindings::{Column, EnrichInput, Message, Value};
 use engagement_host::wasm::{
@@ -13,12 +11,13 @@ use engagement_host::wasm::{
 };
 
 // The same allocator as the binary, for both sides of the comparison.
+#[path = "support.rs"]
+mod support;
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use support::root;
 
 fn loader() -> PluginLoader {
     PluginLoader {
@@ -30,23 +29,7 @@ fn loader() -> PluginLoader {
 
 /// Engagement inserts from the bulk fixture.
 fn messages(n: usize) -> Vec<Message> {
-    let file =
-        std::fs::File::open(root().join("tests/fixtures/bulk_schemas_off.ndjson.gz")).unwrap();
-    let lines =
-        std::io::BufRead::lines(std::io::BufReader::new(flate2::read::GzDecoder::new(file)));
-    lines
-        .skip(2)
-        .take(n)
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(&l.unwrap()).unwrap();
-            Message {
-                topic: v["destination"].as_str().unwrap().into(),
-                key: v["key"].as_str().map(Into::into),
-                data: v["value"].as_str().map(|s| s.as_bytes().to_vec()),
-                attributes: Vec::new(),
-            }
-        })
-        .collect()
+    support::bulk_messages(2, n)
 }
 
 fn calls(c: &mut Criterion) {

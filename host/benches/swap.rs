@@ -5,7 +5,7 @@
 //!
 //! `cargo bench -p engagement-host --bench swap` (after `scripts/build-plugins.sh`)
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,29 +19,16 @@ use engagement_host::wasm::{
     ArtifactCache, PluginEngine, PluginLimits, PluginLoader, PluginSet, reload,
 };
 
+#[path = "support.rs"]
+mod support;
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use support::root;
 
 fn bulk() -> Vec<Message> {
-    let file =
-        std::fs::File::open(root().join("tests/fixtures/bulk_schemas_off.ndjson.gz")).unwrap();
-    let lines =
-        std::io::BufRead::lines(std::io::BufReader::new(flate2::read::GzDecoder::new(file)));
-    lines
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(&l.unwrap()).unwrap();
-            Message {
-                topic: v["destination"].as_str().unwrap().into(),
-                key: v["key"].as_str().map(Into::into),
-                data: v["value"].as_str().map(|s| s.as_bytes().to_vec()),
-                attributes: Vec::new(),
-            }
-        })
-        .collect()
+    support::bulk_messages(0, usize::MAX)
 }
 
 fn deploy(src: &Path, dest: &Path) {

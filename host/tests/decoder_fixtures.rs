@@ -46,14 +46,7 @@ fn message(line: &Json) -> Message {
 }
 
 fn expected_value(json: &Json) -> Value {
-    match json {
-        Json::Null => Value::Null,
-        Json::Bool(b) => Value::Boolean(*b),
-        Json::Number(n) if n.is_i64() => Value::Int(n.as_i64().unwrap()),
-        Json::Number(n) => Value::Float(n.as_f64().unwrap()),
-        Json::String(s) => Value::Text(s.clone()),
-        other => Value::Json(other.to_string()),
-    }
+    common::json_to_value(json)
 }
 
 fn assert_row(actual: &[Column], expected: &Json, columns: &[&str], what: &str) {

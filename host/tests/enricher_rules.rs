@@ -11,14 +11,7 @@ use engagement_host::wasm::bindings::{Column, EnrichInput, Value};
 use serde_json::Value as Json;
 
 fn to_value(json: &Json) -> Value {
-    match json {
-        Json::Null => Value::Null,
-        Json::Bool(b) => Value::Boolean(*b),
-        Json::Number(n) if n.is_i64() => Value::Int(n.as_i64().unwrap()),
-        Json::Number(n) => Value::Float(n.as_f64().unwrap()),
-        Json::String(s) => Value::Text(s.clone()),
-        other => Value::Json(other.to_string()),
-    }
+    common::json_to_value(json)
 }
 
 fn to_row(json: &Json) -> Vec<Column> {

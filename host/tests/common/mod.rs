@@ -136,3 +136,18 @@ pub fn fixture_lines(name: &str) -> Vec<serde_json::Value> {
 }
 
 pub const SHORT: Duration = Duration::from_millis(50);
+
+/// A fixture JSON value as the WIT value the decoder gives for it (the
+/// tests' independent oracle): scalars as themselves, anything else as text.
+pub fn json_to_value(json: &serde_json::Value) -> engagement_host::wasm::bindings::Value {
+    use engagement_host::wasm::bindings::Value;
+    use serde_json::Value as Json;
+    match json {
+        Json::Null => Value::Null,
+        Json::Bool(b) => Value::Boolean(*b),
+        Json::Number(n) if n.is_i64() => Value::Int(n.as_i64().unwrap_or_default()),
+        Json::Number(n) => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+        Json::String(s) => Value::Text(s.clone()),
+        other => Value::Json(other.to_string()),
+    }
+}
