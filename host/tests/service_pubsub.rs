@@ -652,3 +652,57 @@ async fn redis_restarted_mid_stream_then_sigterm_and_restart_lose_nothing() {
         "the outage was seen and retried"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_down_for_ten_seconds_then_every_event_arrives_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = common::plugin_dir(tmp.path());
+    let (_, names) = names("api-outage");
+    // The API answers 500 to every request for the first 10 s.
+    let api = ApiSimState::new(FaultConfig {
+        fail_for_secs: 10.0,
+        ..FaultConfig::default()
+    })
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api_url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(serve_listener(
+        listener,
+        api.clone(),
+        std::future::pending(),
+    ));
+    let config_path = write_config(tmp.path(), &names, 14, &plugins);
+    let mut toml = std::fs::read_to_string(&config_path).unwrap();
+    toml.push_str(&format!(
+        "api_enabled = true\nthird_party_api_url = \"{api_url}\"\nretry_max_ms = 1000\nbatch_size = 200\n"
+    ));
+    std::fs::write(&config_path, toml).unwrap();
+    let config = pubsub_config(&names);
+    pubsub::setup(&config, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let mut conn = redis(14);
+
+    let lines = bulk_lines(1002);
+    let log = tmp.path().join("host.log");
+    let mut host = start_host(&config_path, &log);
+    publish_fixture(&config, &names, &lines, &no_headers(lines.len())).await;
+
+    wait_for(
+        "all 1000 events at the API",
+        Duration::from_secs(60),
+        || api.stats_snapshot().unique_event_ids == 1000,
+    );
+    let stats = api.stats_snapshot();
+    assert!(stats.errors_injected > 0, "the outage was hit: {stats:?}");
+    // Each event once: retried batches are recognised by their key, and
+    // none counted twice.
+    assert_eq!(stats.events, 1000, "{stats:?}");
+    assert_eq!(eng_keys(&mut conn).len(), 1000, "Redis got them all too");
+    let status = sigterm(&mut host);
+    assert!(
+        status.success(),
+        "exit {status}: {}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+}
