@@ -461,6 +461,14 @@ async fn kill_and_restart_mid_stream_loses_and_doubles_nothing() {
     let plugins = common::plugin_dir(tmp.path());
     let (_, names) = names("restart");
     let config_path = write_config(tmp.path(), &names, 13, &plugins);
+    // BigQuery too: redelivered rows must not add current versions.
+    let dataset = format!("restart_{}", rand_suffix());
+    let bigquery = bigquery_url();
+    let mut toml = std::fs::read_to_string(&config_path).unwrap();
+    toml.push_str(&format!(
+        "bigquery_enabled = true\nbigquery_dataset = \"{dataset}\"\nbigquery_emulator_url = \"{bigquery}\"\n"
+    ));
+    std::fs::write(&config_path, toml).unwrap();
     let config = pubsub_config(&names);
     pubsub::setup(&config, Duration::from_secs(30))
         .await
@@ -494,6 +502,16 @@ async fn kill_and_restart_mid_stream_loses_and_doubles_nothing() {
         std::fs::read_to_string(&log2).unwrap()
     );
     eprintln!("{after_kill} of 2000 events were in Redis when the host was killed");
+
+    // The current view: one row per event, however often it was delivered.
+    let view = format!("`streaming-project.{dataset}.enriched_events_current`");
+    let counts = bigquery_rows(
+        &bigquery,
+        &format!("SELECT COUNT(*), COUNT(DISTINCT id) FROM {view}"),
+    )
+    .await;
+    assert_eq!(counts[0][0], Value::from("2000"), "{counts:?}");
+    assert_eq!(counts[0][1], Value::from("2000"), "{counts:?}");
 
     // Every value is the right one (checked against the fixture), content present.
     for line in &lines[2..] {
