@@ -63,7 +63,7 @@ pub struct Config {
     pub redis_port: u16,
     pub redis_db: u32,
     pub redis_password: Option<String>,
-    /// Full URL (`redis://`, `rediss://`), overrides host/port/db/password.
+    /// Full URL (`redis://[:password@]host:port/db`), overrides host/port/db/password.
     pub redis_url: Option<String>,
     pub redis_ttl_secs: u64,
 

@@ -11,6 +11,8 @@ mod common;
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Child, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use engagement_host::api_sim::{ApiSimState, FaultConfig, serve_listener};
@@ -136,6 +138,7 @@ fn start_host(config: &Path, log: &Path) -> Child {
     common::bin()
         .env("RUST_LOG", "info")
         .env_remove("PUBSUB_EMULATOR_HOST")
+        .env_remove("BIGQUERY_EMULATOR_URL")
         .args(["run", "--config"])
         .arg(config)
         .stdout(Stdio::null())
@@ -717,6 +720,108 @@ async fn api_down_for_ten_seconds_then_every_event_arrives_once() {
     // none counted twice.
     assert_eq!(stats.events, 1000, "{stats:?}");
     assert_eq!(eng_keys(&mut conn).len(), 1000, "Redis got them all too");
+    let status = sigterm(&mut host);
+    assert!(
+        status.success(),
+        "exit {status}: {}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+}
+
+/// A test double for a fault the emulator cannot produce: BigQuery
+/// answering 503 (with `Retry-After`). Everything is forwarded to the real
+/// emulator, except that `insertAll` is refused until `until`.
+async fn bigquery_503_proxy(upstream: String, until: Instant) -> (String, Arc<AtomicU64>) {
+    use axum::body::{Body, to_bytes};
+    use axum::http::{Request, Response, StatusCode};
+
+    let refused = Arc::new(AtomicU64::new(0));
+    let counter = refused.clone();
+    let client = reqwest::Client::new();
+    let handler = move |request: Request<Body>| {
+        let client = client.clone();
+        let upstream = upstream.clone();
+        let counter = counter.clone();
+        async move {
+            let (parts, body) = request.into_parts();
+            let path = parts
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_default();
+            if path.contains("/insertAll") && Instant::now() < until {
+                counter.fetch_add(1, Ordering::Relaxed);
+                return Response::builder()
+                    .status(StatusCode::SERVICE_UNAVAILABLE)
+                    .header("retry-after", "1")
+                    .body(Body::from("backend unavailable"))
+                    .unwrap();
+            }
+            let bytes = to_bytes(body, 64 << 20).await.unwrap();
+            let mut forward = client
+                .request(parts.method.clone(), format!("{upstream}{path}"))
+                .body(bytes);
+            for (name, value) in &parts.headers {
+                if name != "host" && name != "content-length" {
+                    forward = forward.header(name, value);
+                }
+            }
+            let answer = forward.send().await.unwrap();
+            let mut response = Response::builder().status(answer.status().as_u16());
+            if let Some(kind) = answer.headers().get("content-type") {
+                response = response.header("content-type", kind);
+            }
+            response
+                .body(Body::from(answer.bytes().await.unwrap()))
+                .unwrap()
+        }
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, axum::Router::new().fallback(handler)).await });
+    (url, refused)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bigquery_unavailable_for_a_while_loses_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = common::plugin_dir(tmp.path());
+    let (_, names) = names("bq-outage");
+    let emulator_root = bigquery_url().trim_end_matches("/bigquery/v2").to_string();
+    let (proxy, refused) =
+        bigquery_503_proxy(emulator_root, Instant::now() + Duration::from_secs(6)).await;
+    let dataset = format!("outage_{}", rand_suffix());
+    let config_path = write_config(tmp.path(), &names, 15, &plugins);
+    let mut toml = std::fs::read_to_string(&config_path).unwrap();
+    toml.push_str(&format!(
+        "redis_enabled = false\nbigquery_enabled = true\nbigquery_dataset = \"{dataset}\"\n\
+         bigquery_emulator_url = \"{proxy}/bigquery/v2\"\nretry_max_ms = 1000\n"
+    ));
+    std::fs::write(&config_path, toml).unwrap();
+    let config = pubsub_config(&names);
+    pubsub::setup(&config, Duration::from_secs(30))
+        .await
+        .unwrap();
+
+    let lines = bulk_lines(502);
+    let log = tmp.path().join("host.log");
+    let mut host = start_host(&config_path, &log);
+    publish_fixture(&config, &names, &lines, &no_headers(lines.len())).await;
+    let bigquery = bigquery_url();
+    let view = format!("`streaming-project.{dataset}.enriched_events_current`");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let rows = bigquery_rows(&bigquery, &format!("SELECT COUNT(*) FROM {view}")).await;
+        if rows.first().map(|r| r[0].clone()) == Some(Value::from("500")) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "BigQuery never got all 500 events: {rows:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(refused.load(Ordering::Relaxed) > 0, "the outage was hit");
     let status = sigterm(&mut host);
     assert!(
         status.success(),

@@ -16,7 +16,8 @@ use crate::pipeline::record::{Record, RecordKind};
 /// Where and how long.
 #[derive(Debug, Clone)]
 pub struct RedisSinkConfig {
-    /// `redis://host:port/db`, `rediss://` for TLS, `redis://:password@...`.
+    /// `redis://host:port/db` or `redis://:password@host:port/db` (single node;
+    /// TLS and Cluster are not wired yet).
     pub url: String,
     /// Time to live of each key.
     pub ttl: Duration,
