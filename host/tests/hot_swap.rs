@@ -31,6 +31,9 @@ fn swap_v1_to_v2_under_load_loses_and_doubles_nothing() {
     let output = tmp.path().join("out.ndjson");
     let enricher = plugins.join("enricher.wasm");
     let v2 = common::plugin("examples/enricher-v2.wasm");
+    // Compile v2 into the shared artifact cache first, so the swap does not
+    // wait on a debug-build Cranelift on a loaded machine.
+    common::loader().load(&v2, None).expect("v2 loads");
 
     let deployer = thread::spawn(move || {
         thread::sleep(Duration::from_millis(1500));
