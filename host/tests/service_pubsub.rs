@@ -89,6 +89,7 @@ fn write_config(
     names: &HashMap<&str, String>,
     redis_db: u32,
     plugins: &Path,
+    extra: &str,
 ) -> std::path::PathBuf {
     let mut toml = format!(
         "pubsub_emulator_host = \"{}\"\nredis_db = {redis_db}\nstate_dir = \"{}\"\ndead_letter_file = \"{}\"\n\
@@ -102,6 +103,8 @@ fn write_config(
     for (k, v) in names {
         toml.push_str(&format!("{k} = \"{v}\"\n"));
     }
+    // Test-specific settings last.
+    toml.push_str(extra);
     let path = dir.join("host.toml");
     std::fs::write(&path, toml).unwrap();
     path
@@ -225,13 +228,16 @@ async fn fixture_through_pubsub_ends_in_redis() {
     ));
     let dataset = format!("e2e_{}", rand_suffix());
     let bigquery = bigquery_url();
-    let config_path = write_config(tmp.path(), &names, 11, &plugins);
-    let mut toml = std::fs::read_to_string(&config_path).unwrap();
-    toml.push_str(&format!(
-        "api_enabled = true\nthird_party_api_url = \"{api_url}\"\nbigquery_enabled = true\n\
+    let config_path = write_config(
+        tmp.path(),
+        &names,
+        11,
+        &plugins,
+        &format!(
+            "api_enabled = true\nthird_party_api_url = \"{api_url}\"\nbigquery_enabled = true\n\
          bigquery_dataset = \"{dataset}\"\nbigquery_emulator_url = \"{bigquery}\"\n"
-    ));
-    std::fs::write(&config_path, toml).unwrap();
+        ),
+    );
     let config = pubsub_config(&names);
     pubsub::setup(&config, Duration::from_secs(30))
         .await
@@ -354,7 +360,7 @@ async fn malformed_messages_go_to_the_dead_letters_and_the_rest_is_delivered() {
     let tmp = tempfile::tempdir().unwrap();
     let plugins = common::plugin_dir(tmp.path());
     let (run, names) = names("malformed");
-    let config_path = write_config(tmp.path(), &names, 12, &plugins);
+    let config_path = write_config(tmp.path(), &names, 12, &plugins, "");
     let config = pubsub_config(&names);
     pubsub::setup(&config, Duration::from_secs(30))
         .await
@@ -463,15 +469,18 @@ async fn kill_and_restart_mid_stream_loses_and_doubles_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let plugins = common::plugin_dir(tmp.path());
     let (_, names) = names("restart");
-    let config_path = write_config(tmp.path(), &names, 13, &plugins);
     // BigQuery too: redelivered rows must not add current versions.
     let dataset = format!("restart_{}", rand_suffix());
     let bigquery = bigquery_url();
-    let mut toml = std::fs::read_to_string(&config_path).unwrap();
-    toml.push_str(&format!(
-        "bigquery_enabled = true\nbigquery_dataset = \"{dataset}\"\nbigquery_emulator_url = \"{bigquery}\"\n"
-    ));
-    std::fs::write(&config_path, toml).unwrap();
+    let config_path = write_config(
+        tmp.path(),
+        &names,
+        13,
+        &plugins,
+        &format!(
+            "bigquery_enabled = true\nbigquery_dataset = \"{dataset}\"\nbigquery_emulator_url = \"{bigquery}\"\n"
+        ),
+    );
     let config = pubsub_config(&names);
     pubsub::setup(&config, Duration::from_secs(30))
         .await
@@ -615,12 +624,13 @@ async fn redis_restarted_mid_stream_then_sigterm_and_restart_lose_nothing() {
     let (_, names) = names("redis-restart");
     let port = 6390 + (std::process::id() % 50) as u16;
     let mut private = PrivateRedis::start(port, tmp.path());
-    let config_path = write_config(tmp.path(), &names, 0, &plugins);
-    let mut toml = std::fs::read_to_string(&config_path).unwrap();
-    toml.push_str(&format!(
-        "redis_port = {port}\nretry_max_ms = 500\nbatch_size = 100\n"
-    ));
-    std::fs::write(&config_path, toml).unwrap();
+    let config_path = write_config(
+        tmp.path(),
+        &names,
+        0,
+        &plugins,
+        &format!("redis_port = {port}\nretry_max_ms = 500\nbatch_size = 100\n"),
+    );
     let config = pubsub_config(&names);
     pubsub::setup(&config, Duration::from_secs(30))
         .await
@@ -692,12 +702,15 @@ async fn api_down_for_ten_seconds_then_every_event_arrives_once() {
         api.clone(),
         std::future::pending(),
     ));
-    let config_path = write_config(tmp.path(), &names, 14, &plugins);
-    let mut toml = std::fs::read_to_string(&config_path).unwrap();
-    toml.push_str(&format!(
-        "api_enabled = true\nthird_party_api_url = \"{api_url}\"\nretry_max_ms = 1000\nbatch_size = 200\n"
-    ));
-    std::fs::write(&config_path, toml).unwrap();
+    let config_path = write_config(
+        tmp.path(),
+        &names,
+        14,
+        &plugins,
+        &format!(
+            "api_enabled = true\nthird_party_api_url = \"{api_url}\"\nretry_max_ms = 1000\nbatch_size = 200\n"
+        ),
+    );
     let config = pubsub_config(&names);
     pubsub::setup(&config, Duration::from_secs(30))
         .await
@@ -791,13 +804,16 @@ async fn bigquery_unavailable_for_a_while_loses_nothing() {
     let (proxy, refused) =
         bigquery_503_proxy(emulator_root, Instant::now() + Duration::from_secs(6)).await;
     let dataset = format!("outage_{}", rand_suffix());
-    let config_path = write_config(tmp.path(), &names, 15, &plugins);
-    let mut toml = std::fs::read_to_string(&config_path).unwrap();
-    toml.push_str(&format!(
-        "redis_enabled = false\nbigquery_enabled = true\nbigquery_dataset = \"{dataset}\"\n\
+    let config_path = write_config(
+        tmp.path(),
+        &names,
+        15,
+        &plugins,
+        &format!(
+            "redis_enabled = false\nbigquery_enabled = true\nbigquery_dataset = \"{dataset}\"\n\
          bigquery_emulator_url = \"{proxy}/bigquery/v2\"\nretry_max_ms = 1000\n"
-    ));
-    std::fs::write(&config_path, toml).unwrap();
+        ),
+    );
     let config = pubsub_config(&names);
     pubsub::setup(&config, Duration::from_secs(30))
         .await
