@@ -38,6 +38,69 @@ pub enum Command {
     /// Create the Pub/Sub topics, subscriptions and dead-letter topic if
     /// missing (idempotent; waits for Pub/Sub to answer).
     SetupPubsub(SetupPubsubArgs),
+    /// Write content and engagement rows into PostgreSQL at a steady pace
+    /// (the original data generator, plus updates, deletes and events
+    /// committed before their content).
+    Datagen(DatagenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DatagenArgs {
+    /// Content rows per minute.
+    #[arg(long, short = 'c', default_value_t = 0.0)]
+    pub content: f64,
+    /// Engagement events per minute.
+    #[arg(long, short = 'e', default_value_t = 10.0)]
+    pub engagement: f64,
+    /// How long to run, minutes (fractions allowed).
+    #[arg(long, short = 'd', default_value_t = 5.0)]
+    pub duration: f64,
+    #[arg(long, env = "PGHOST", default_value = "localhost")]
+    pub host: String,
+    #[arg(long, env = "PGPORT", default_value_t = 5432)]
+    pub port: u16,
+    #[arg(long, env = "PGDATABASE", default_value = "users_data")]
+    pub database: String,
+    #[arg(long, env = "PGUSER", default_value = "debezium")]
+    pub user: String,
+    #[arg(
+        long,
+        env = "PGPASSWORD",
+        default_value = "dbz",
+        hide_env_values = true
+    )]
+    pub password: String,
+    /// Attach events to content already in the database too.
+    #[arg(long)]
+    pub use_existing: bool,
+    /// Attach most events (80%) to content created by this run.
+    #[arg(long)]
+    pub prefer_new: bool,
+    /// Share (0..=1) of events later updated (a new duration).
+    #[arg(long, default_value_t = 0.0, value_name = "SHARE")]
+    pub updates: f64,
+    /// Share (0..=1) of events later deleted.
+    #[arg(long, default_value_t = 0.0, value_name = "SHARE")]
+    pub deletes: f64,
+    /// Share (0..=1) of new content whose first events are committed before
+    /// it (the content follows in a later transaction).
+    #[arg(long, default_value_t = 0.0, value_name = "SHARE")]
+    pub early_events: f64,
+    /// Share (0..=1) of new content whose length is later changed.
+    #[arg(long, default_value_t = 0.0, value_name = "SHARE")]
+    pub content_updates: f64,
+    /// Milliseconds between transactions.
+    #[arg(long, default_value_t = 250)]
+    pub tick_ms: u64,
+    /// Seed of the random generator (the same seed draws the same rows).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bar (it is hidden anyway when stderr is not a terminal).
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]

@@ -9,6 +9,7 @@ pub mod api_sim;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod datagen;
 pub mod decode;
 pub mod enrich;
 pub mod pipeline;

@@ -7,7 +7,7 @@ use clap::Parser;
 
 use engagement_host::api_sim::{self, ApiSimSettings, FaultConfig};
 use engagement_host::cli::{Cli, Command, PluginCommand, ReplayArgs};
-use engagement_host::commands::{plugin_check, replay, run};
+use engagement_host::commands::{datagen, plugin_check, replay, run};
 use engagement_host::settings::PluginSettings;
 use engagement_host::sinks::redis::RedisSinkConfig;
 use engagement_host::state::StateConfig;
@@ -67,6 +67,16 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 };
                 api_sim::serve(settings, shutdown).await
             })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Datagen(args) => {
+            let settings = datagen::settings(&args)?;
+            let summary = runtime()?.block_on(datagen::run(&settings))?;
+            if args.json {
+                println!("{}", serde_json::to_string(&summary)?);
+            } else {
+                eprintln!("{}", summary.describe());
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::SetupPubsub(args) => {

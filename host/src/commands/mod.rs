@@ -1,5 +1,6 @@
 //! One file per subcommand. `anyhow` lives here and in `main.rs` only.
 
+pub mod datagen;
 pub mod plugin_check;
 pub mod replay;
 pub mod run;
