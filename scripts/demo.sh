@@ -1,44 +1,56 @@
 #!/usr/bin/env bash
-# The main job, end to end on sample data, with no services: builds the host
-# and the plugins, checks the plugins, replays the real Debezium fixtures and
-# the 80,000-event bulk fixture through the WASM plugins, hot-swaps a new rule
-# version mid-stream, and prints what happened at each step.
+# The main job: the full pipeline on this machine with sample data.
+#
+# Brings up the local stack (scripts/stack.sh: PostgreSQL with logical
+# replication, Redis, the Pub/Sub and BigQuery emulators, the real Debezium
+# engine, api-sim and engagement-host), runs `datagen` for a while (inserts,
+# updates, deletes, events committed before their content), waits until the
+# host has caught up, then prints what every part holds and the end-to-end
+# latency. The stack keeps running for you to look around; the last lines
+# say how, and how to hot-swap a rule while it runs.
+#
+# Env: DEMO_MINUTES (datagen duration, default 1), DEMO_EVENTS_PER_MIN
+# (default 6000), DEMO_CONTENT_PER_MIN (default 120), DEMO_STOP=1 (stop the
+# stack at the end), and the ports of scripts/stack.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
-out=target/demo
-mkdir -p "$out"
 host=target/release/engagement-host
 
-step "building the host (release) and the plugins"
-cargo build --release --quiet -p engagement-host
-./scripts/build-plugins.sh
+step "local stack up (first run installs the emulators and Debezium: a few minutes)"
+./scripts/stack.sh up
 
-step "plugin check dist/plugins/enricher.wasm"
-$host plugin check dist/plugins/enricher.wasm
+step "datagen: ${DEMO_MINUTES:-1} min, ${DEMO_EVENTS_PER_MIN:-6000} events/min, ${DEMO_CONTENT_PER_MIN:-120} content/min, with updates, deletes and late content"
+$host datagen --host 127.0.0.1 --port "${PG_PORT:-5433}" \
+    -c "${DEMO_CONTENT_PER_MIN:-120}" -e "${DEMO_EVENTS_PER_MIN:-6000}" -d "${DEMO_MINUTES:-1}" \
+    --prefer-new --updates 0.05 --deletes 0.02 --early-events 0.2
 
-step "replay of the real Debezium fixture (13 changes: snapshot, inserts, updates, deletes)"
-$host --log-level warn replay --input tests/fixtures/schemas_off.ndjson \
-    --output "$out/fixture.ndjson" --dead-letters "$out/fixture.dead.ndjson"
-echo "first record:"
-head -n 1 "$out/fixture.ndjson"
+step "waiting for the host to catch up, then reading every part back"
+python3 scripts/stack_summary.py --wait-idle 120 --json .state/stack/summary.json
 
-step "replay of the bulk fixture (2 contents, 80,000 engagement events)"
-$host --log-level warn replay --input tests/fixtures/bulk_schemas_off.ndjson.gz \
-    --output "$out/bulk.ndjson" --dead-letters "$out/bulk.dead.ndjson"
+admin="http://127.0.0.1:${ADMIN_PORT:-9100}"
+cat <<EOF
 
-step "hot swap: enricher v1 -> v2 (adds engagement_tier) while 80,000 events stream at 40k/s"
-rm -rf "$out/swap" && mkdir -p "$out/swap"
-cp dist/plugins/decoder.wasm dist/plugins/enricher.wasm "$out/swap/"
-( sleep 1 && cp dist/examples/enricher-v2.wasm "$out/swap/enricher.wasm.new" \
-    && mv "$out/swap/enricher.wasm.new" "$out/swap/enricher.wasm" ) &
-$host --log-level info replay --input tests/fixtures/bulk_schemas_off.ndjson.gz --rate 40000 \
-    --plugins "$out/swap" --output "$out/swap.ndjson" 2>&1 | grep -E "swapped|replayed|records|dead" || true
-wait
-echo "records by enricher version:"
-grep -o '"enricher_plugin":"[^"]*"' "$out/swap.ndjson" | sort | uniq -c
-echo "distinct event ids: $(grep -o '^{"id":[0-9]*' "$out/swap.ndjson" | sort -u | wc -l) (of 80000)"
+Look at each part (the stack keeps running):
+  host        curl -s $admin/plugins ; curl -s $admin/metrics | grep ^engagement_ ; tail -f .state/stack/host.log
+  Redis       redis-cli -p ${STACK_REDIS_PORT:-6380} --scan --pattern 'eng:*' | head ; redis-cli -p ${STACK_REDIS_PORT:-6380} get <key>
+  BigQuery    curl -s -X POST http://127.0.0.1:${BIGQUERY_PORT:-9050}/bigquery/v2/projects/streaming-project/queries \\
+                -d '{"query":"SELECT * FROM \`engagement_analytics.enriched_events_current\` LIMIT 5","useLegacySql":false}'
+  API         curl -s http://127.0.0.1:${API_SIM_PORT:-8080}/stats
+  PostgreSQL  psql -h 127.0.0.1 -p ${PG_PORT:-5433} -U debezium users_data
+  all logs    scripts/stack.sh logs ; scripts/stack.sh status
+  more data   $host datagen --host 127.0.0.1 --port ${PG_PORT:-5433} -c 60 -e 3000 -d 2 --prefer-new
 
-step "done"
-echo "outputs are in $out/; try: $host replay --help"
+Hot-swap a rule while it runs (v2 adds engagement_tier):
+  cp dist/examples/enricher-v2.wasm .state/stack/plugins/enricher.wasm
+  curl -s $admin/plugins            # enricher is now engagement-enricher 2.0.0
+  cp dist/plugins/enricher.wasm .state/stack/plugins/enricher.wasm   # back to v1
+
+Stop everything: scripts/stack.sh down
+EOF
+
+if [[ ${DEMO_STOP:-0} == 1 ]]; then
+    step "stopping the stack"
+    ./scripts/stack.sh down
+fi
