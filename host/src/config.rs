@@ -13,6 +13,8 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+use crate::sinks::redis::{RedisSinkConfig, RedisSinkError};
+
 /// Every setting of the service. See `README.md` for the table.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -63,8 +65,16 @@ pub struct Config {
     pub redis_port: u16,
     pub redis_db: u32,
     pub redis_password: Option<String>,
-    /// Full URL (`redis://[:password@]host:port/db`), overrides host/port/db/password.
+    /// TLS (`rediss://`) when the URL is built from host/port/db/password.
+    pub redis_tls: bool,
+    /// Full URL (`redis[s]://[[user]:password@]host:port/db`), overrides
+    /// host/port/db/password/tls. Several comma-separated nodes (after the
+    /// first, bare `host:port` allowed) mean a Redis Cluster.
     pub redis_url: Option<String>,
+    /// Redis Cluster even with a single seed node.
+    pub redis_cluster: bool,
+    /// PEM CA certificate(s) trusted for `rediss://` instead of the public roots.
+    pub redis_ca_file: Option<PathBuf>,
     pub redis_ttl_secs: u64,
 
     pub bigquery_enabled: bool,
@@ -120,7 +130,10 @@ impl Default for Config {
             redis_port: 6379,
             redis_db: 0,
             redis_password: None,
+            redis_tls: false,
             redis_url: None,
+            redis_cluster: false,
+            redis_ca_file: None,
             redis_ttl_secs: 3600,
             bigquery_enabled: false,
             bigquery_project: "streaming-project".into(),
@@ -194,6 +207,16 @@ impl Config {
         if !self.redis_enabled && !self.bigquery_enabled && !self.api_enabled {
             return invalid("redis_enabled", "at least one sink must be enabled");
         }
+        if self.redis_enabled
+            && let Err(err) = self.redis_sink_config().validate()
+        {
+            let key = match err {
+                RedisSinkError::CaWithoutTls { .. } => "redis_ca_file",
+                _ if self.redis_url.is_some() => "redis_url",
+                _ => "redis_host",
+            };
+            return invalid(key, &err.to_string());
+        }
         Ok(())
     }
 
@@ -201,22 +224,45 @@ impl Config {
         Duration::from_secs_f64(self.default_emit_interval_secs)
     }
 
-    /// The Redis URL from `redis_url` or host/port/db/password.
+    /// The Redis URL from `redis_url` or host/port/db/password/tls (the
+    /// password percent-encoded).
     pub fn redis_url(&self) -> String {
         if let Some(url) = &self.redis_url {
             return url.clone();
         }
-        match &self.redis_password {
-            Some(password) => format!(
-                "redis://:{password}@{}:{}/{}",
-                self.redis_host, self.redis_port, self.redis_db
-            ),
-            None => format!(
-                "redis://{}:{}/{}",
-                self.redis_host, self.redis_port, self.redis_db
-            ),
+        let scheme = if self.redis_tls { "rediss" } else { "redis" };
+        let credentials = match &self.redis_password {
+            Some(password) => format!(":{}@", percent_encode(password)),
+            None => String::new(),
+        };
+        format!(
+            "{scheme}://{credentials}{}:{}/{}",
+            self.redis_host, self.redis_port, self.redis_db
+        )
+    }
+
+    /// The Redis sink's settings.
+    pub fn redis_sink_config(&self) -> RedisSinkConfig {
+        RedisSinkConfig {
+            url: self.redis_url(),
+            cluster: self.redis_cluster,
+            ca_file: self.redis_ca_file.clone(),
+            ttl: Duration::from_secs(self.redis_ttl_secs),
+            ..RedisSinkConfig::default()
         }
     }
+}
+
+/// Every byte but RFC 3986's unreserved characters as `%XX`.
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -240,6 +286,48 @@ mod tests {
             assert_eq!(config.redis_port, 6390, "environment wins over the file");
             assert_eq!(config.batch_size, 50);
             assert_eq!(config.emit_interval(), Duration::from_millis(500));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn redis_tls_cluster_and_ca_settings() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "host.toml",
+                "redis_tls = true\nredis_password = \"p@ss/word\"\nredis_ca_file = \"ca.pem\"\n",
+            )?;
+            jail.set_env("REDIS_CLUSTER", "true");
+            jail.set_env("REDIS_PORT", "7000");
+            let config = Config::load(Some(Path::new("host.toml"))).unwrap();
+            assert!(config.redis_cluster && config.redis_tls);
+            assert_eq!(
+                config.redis_url(),
+                "rediss://:p%40ss%2Fword@localhost:7000/0"
+            );
+            let sink = config.redis_sink_config();
+            assert!(sink.is_cluster());
+            assert_eq!(sink.ca_file.as_deref(), Some(Path::new("ca.pem")));
+            assert_eq!(sink.ttl, Duration::from_secs(3600));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn redis_url_with_several_nodes_is_a_cluster() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("REDIS_URL", "redis://:pw@10.0.0.1:7000,10.0.0.2:7000");
+            jail.set_env("REDIS_CA_FILE", "ca.pem");
+            let err = Config::load(None).unwrap_err();
+            assert!(err.to_string().contains("redis_ca_file"), "{err}");
+            assert!(!err.to_string().contains("pw@"), "password shown: {err}");
+            jail.set_env("REDIS_URL", "rediss://:pw@10.0.0.1:7000,10.0.0.2:7000");
+            let config = Config::load(None).unwrap();
+            assert!(!config.redis_cluster);
+            assert!(config.redis_sink_config().is_cluster());
+            jail.set_env("REDIS_URL", "redis://:pw@host:port/0");
+            let err = Config::load(None).unwrap_err();
+            assert!(err.to_string().contains("redis_url"), "{err}");
             Ok(())
         });
     }

@@ -114,7 +114,11 @@ pub fn run_with(
         .enable_all()
         .build()?;
     let redis = match &settings.redis {
-        Some(config) => Some(runtime.block_on(RedisSink::connect(config.clone()))?),
+        Some(config) => Some(
+            runtime
+                .block_on(RedisSink::connect(config.clone()))
+                .context("connecting to Redis")?,
+        ),
         None => None,
     };
     let policy = RetryPolicy::default();

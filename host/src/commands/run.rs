@@ -15,7 +15,7 @@ use crate::settings::PluginSettings;
 use crate::sinks::RecordSink;
 use crate::sinks::bigquery::{BigQuerySink, BigQuerySinkConfig};
 use crate::sinks::http::{HttpSink, HttpSinkConfig};
-use crate::sinks::redis::{RedisSink, RedisSinkConfig};
+use crate::sinks::redis::RedisSink;
 use crate::sinks::retry::RetryPolicy;
 use crate::source::pubsub::{PubSubConfig, SubscriptionConfig};
 use crate::state::StateConfig;
@@ -80,13 +80,9 @@ pub fn pubsub_config(config: &Config) -> PubSubConfig {
 pub async fn connect_sinks(config: &Config) -> Result<Vec<Arc<dyn RecordSink>>> {
     let mut sinks: Vec<Arc<dyn RecordSink>> = Vec::new();
     if config.redis_enabled {
-        let redis = RedisSink::connect(RedisSinkConfig {
-            url: config.redis_url(),
-            ttl: Duration::from_secs(config.redis_ttl_secs),
-            ..RedisSinkConfig::default()
-        })
-        .await
-        .context("connecting to Redis")?;
+        let redis = RedisSink::connect(config.redis_sink_config())
+            .await
+            .context("connecting to Redis")?;
         sinks.push(Arc::new(redis));
     }
     if config.api_enabled {
