@@ -305,10 +305,11 @@ async fn deliver(
     } = out;
     if !records.is_empty() {
         let writes = sinks.iter().map(|sink| async {
-            (
-                sink.name(),
-                write_with_retry(sink.as_ref(), &records, retry, cancel).await,
-            )
+            let result = write_with_retry(sink.as_ref(), &records, retry, cancel).await;
+            if result.is_ok() {
+                record_end_to_end_latency(sink.name(), &records);
+            }
+            (sink.name(), result)
         });
         for (name, result) in join_all(writes).await {
             match result {
@@ -340,6 +341,19 @@ async fn deliver(
     stats.records += records.len() as u64;
     stats.dead_letters += dead_letters.len() as u64;
     Ok(true)
+}
+
+/// Source commit (Debezium's `source.ts_ms`) to written in `sink`: what a
+/// user of the sink waits. Includes time held waiting for content.
+fn record_end_to_end_latency(sink: &'static str, records: &[Record]) {
+    let Ok(now) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) else {
+        return;
+    };
+    let now_ms = now.as_millis() as i64;
+    let histogram = metrics::histogram!("engagement_end_to_end_seconds", "sink" => sink);
+    for ts in records.iter().filter_map(|r| r.source_ts_ms) {
+        histogram.record((now_ms - ts).max(0) as f64 / 1000.0);
+    }
 }
 
 fn record_letter(sink: &str, reason: String, record: &Record) -> DeadLetter {
