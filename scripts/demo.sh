@@ -11,12 +11,14 @@
 #
 # Env: DEMO_MINUTES (datagen duration, default 1), DEMO_EVENTS_PER_MIN
 # (default 6000), DEMO_CONTENT_PER_MIN (default 120), DEMO_STOP=1 (stop the
-# stack at the end), and the ports of scripts/stack.sh.
+# stack at the end), DEMO_STRICT=1 (exit 1 unless events were enriched and
+# no dead letter was written: what CI checks), STACK_PROFILE=dev (debug
+# build), and the ports of scripts/stack.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
-host=target/release/engagement-host
+if [[ ${STACK_PROFILE:-release} == dev ]]; then host=target/debug/engagement-host; else host=target/release/engagement-host; fi
 
 step "local stack up (first run installs the emulators and Debezium: a few minutes)"
 ./scripts/stack.sh up
@@ -50,7 +52,23 @@ Hot-swap a rule while it runs (v2 adds engagement_tier):
 Stop everything: scripts/stack.sh down
 EOF
 
+status=0
+if [[ ${DEMO_STRICT:-0} == 1 ]]; then
+    python3 - <<'PY' || status=1
+import json, sys
+s = json.load(open(".state/stack/summary.json"))
+problems = []
+if s["events_enriched"] <= 0: problems.append("no event was enriched")
+if s["dead_letters"] or s["dead_letter_file_lines"]: problems.append(f"{s['dead_letters']} dead letters")
+if s["redis_keys"] != s["postgres_engagement_rows"]: problems.append(f"{s['redis_keys']} Redis keys for {s['postgres_engagement_rows']} rows")
+if s["bigquery_current_rows"] != s["postgres_engagement_rows"]: problems.append(f"{s['bigquery_current_rows']} BigQuery rows for {s['postgres_engagement_rows']} rows")
+print("demo check: " + ("; ".join(problems) if problems else "ok"), file=sys.stderr)
+sys.exit(1 if problems else 0)
+PY
+fi
+
 if [[ ${DEMO_STOP:-0} == 1 ]]; then
     step "stopping the stack"
     ./scripts/stack.sh down
 fi
+exit $status

@@ -24,7 +24,13 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 STACK="$ROOT/.state/stack"
-HOST_BIN="$ROOT/target/release/engagement-host"
+# STACK_PROFILE=dev uses the debug build (CI, where the tests built it).
+STACK_PROFILE="${STACK_PROFILE:-release}"
+case $STACK_PROFILE in
+    release) HOST_BIN="$ROOT/target/release/engagement-host" ;;
+    dev) HOST_BIN="$ROOT/target/debug/engagement-host" ;;
+    *) printf '[stack] ERROR: STACK_PROFILE must be release or dev\n' >&2; exit 2 ;;
+esac
 export PG_PORT="${PG_PORT:-5433}"
 STACK_REDIS_PORT="${STACK_REDIS_PORT:-6380}"
 export PUBSUB_PORT="${PUBSUB_PORT:-8085}"
@@ -127,9 +133,14 @@ redis_up() {
 }
 
 build() {
-    say "building the host (release) and the plugins"
-    cargo build --release --quiet -p engagement-host
-    ./scripts/build-plugins.sh >/dev/null
+    if [[ ${STACK_SKIP_BUILD:-0} == 1 ]]; then
+        [[ -x $HOST_BIN && -f dist/plugins/enricher.wasm ]] || { err "STACK_SKIP_BUILD=1 but $HOST_BIN or dist/plugins is missing"; exit 1; }
+        say "using the built host ($HOST_BIN) and plugins (STACK_SKIP_BUILD=1)"
+    else
+        say "building the host ($STACK_PROFILE) and the plugins"
+        cargo build --profile "$STACK_PROFILE" --quiet -p engagement-host
+        ./scripts/build-plugins.sh >/dev/null
+    fi
     mkdir -p "$STACK/plugins"
     # The live plugin directory starts with the built rules; later copies
     # into it are hot swaps, so an existing one is left as it is.

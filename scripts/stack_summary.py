@@ -68,7 +68,7 @@ def psql(sql):
 
 def redis_keys():
     out = subprocess.run(
-        ["redis-cli", "-p", REDIS_PORT, "--scan", "--pattern", "eng:*", "--count", "1000"],
+        ["redis-cli", "-p", REDIS_PORT, "--scan", "--pattern", "eng:*"],
         check=True, capture_output=True, text=True,
     ).stdout
     return len([k for k in out.splitlines() if k])
