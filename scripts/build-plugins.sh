@@ -2,6 +2,8 @@
 # Builds the plugins as wasm32-wasip2 components and lays them out:
 #   dist/plugins/decoder.wasm, dist/plugins/enricher.wasm   (what the host serves)
 #   dist/examples/*.wasm                                     (examples and test plugins)
+#   dist/examples/enricher-py.wasm                           (the default rule in Python,
+#                                                             plugins/engagement-enricher-py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,10 +23,20 @@ install_atomic "$out/debezium_decoder.wasm" dist/plugins/decoder.wasm
 install_atomic "$out/engagement_enricher.wasm" dist/plugins/enricher.wasm
 cp "$out/enricher_v2.wasm" dist/examples/enricher-v2.wasm
 cp "$out/faulty_enricher.wasm" dist/examples/faulty-enricher.wasm
+# Rules that import capabilities (a file, a socket): the host must refuse them.
+cargo build --quiet --profile plugin --target wasm32-wasip2 -p fs-enricher -p net-enricher
+cp "$out/fs_enricher.wasm" dist/examples/fs-enricher.wasm
+cp "$out/net_enricher.wasm" dist/examples/net-enricher.wasm
 
 # The same crate with every call trapping: a plugin that must never go live.
 cargo build --quiet --profile plugin --target wasm32-wasip2 -p faulty-enricher --features always-trap \
     --target-dir target/always-trap
 cp target/always-trap/wasm32-wasip2/plugin/faulty_enricher.wasm dist/examples/always-trap-enricher.wasm
+
+# The Python rule: componentize-py (installed once into .venv/componentize-py);
+# skipped when its inputs are unchanged (a Python build takes ~15 s and is
+# not reproducible, so rebuilding would change its sha256 for nothing).
+echo "==> building the Python enricher (componentize-py)"
+plugins/engagement-enricher-py/build.sh dist/examples/enricher-py.wasm
 
 ls -l dist/plugins dist/examples | sed 's/^/    /'

@@ -2,9 +2,19 @@
 //! batches, which is why the WIT has batch forms; plus instantiation, the
 //! price of recovering from a trap.
 //!
+//! The `by_language` group runs the same rule built from Rust
+//! (`dist/plugins/enricher.wasm`) and from Python
+//! (`dist/examples/enricher-py.wasm`, componentize-py): per-call cost,
+//! batch cost and instantiation side by side, and prints the compile time of
+//! each (no artifact cache) once per run.
+//!
 //! `cargo bench -p engagement-host --bench plugin_calls`
 
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use engagement_host::enrich::{EnrichRequest, project};
 use engagement_host::wasm::bindings::{Column, EnrichInput, Message, Value};
 use engagement_host::wasm::{
     ArtifactCache, PluginEngine, PluginInstance, PluginKind, PluginLimits, PluginLoader,
@@ -106,9 +116,116 @@ fn calls(c: &mut Criterion) {
     group.finish();
 }
 
+/// Whether this is a real benchmark run (`cargo bench`), not the one-pass
+/// smoke run of `cargo test --all-targets`.
+fn measuring() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+/// Compiles `path` without any cache and says how long it took (the load
+/// includes the validation calls, a few milliseconds).
+fn report_compile(lang: &str, path: &Path) {
+    let loader = PluginLoader {
+        engine: PluginEngine::new(PluginLimits::default()).unwrap(),
+        cache: None,
+        grants: Vec::new(),
+    };
+    let started = Instant::now();
+    let plugin = loader.load(path, Some(PluginKind::Enricher)).unwrap();
+    let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    eprintln!(
+        "compile/{lang}: {:.2} s for {:.1} MB ({}, no cache)",
+        started.elapsed().as_secs_f64(),
+        bytes as f64 / 1e6,
+        plugin.id.label()
+    );
+}
+
+/// The default rule in Rust and in Python: same inputs, same outputs.
+fn by_language(c: &mut Criterion) {
+    let rules: [(&str, PathBuf); 2] = [
+        ("rust", root().join("dist/plugins/enricher.wasm")),
+        ("python", root().join("dist/examples/enricher-py.wasm")),
+    ];
+    // The smoke run shares the integration tests' cache, where the Python
+    // component is compiled already (minutes in a debug build).
+    let loader = if measuring() {
+        loader()
+    } else {
+        PluginLoader {
+            cache: Some(ArtifactCache::new(root().join("target/test-plugin-cache"))),
+            ..loader()
+        }
+    };
+    let changes: Vec<Vec<Column>> = {
+        let decoder = loader
+            .load(
+                &root().join("dist/plugins/decoder.wasm"),
+                Some(PluginKind::Decoder),
+            )
+            .unwrap();
+        let mut dec = PluginInstance::new(&loader.engine, &decoder).unwrap();
+        dec.decode_batch(&messages(256))
+            .unwrap()
+            .into_iter()
+            .map(|r| r.unwrap().remove(0).after.unwrap())
+            .collect()
+    };
+    let content = std::sync::Arc::new(vec![
+        Column {
+            name: "content_type".into(),
+            value: Value::Text("video".into()),
+        },
+        Column {
+            name: "length_seconds".into(),
+            value: Value::Int(1800),
+        },
+    ]);
+
+    let mut group = c.benchmark_group("by_language");
+    for (lang, path) in &rules {
+        if !path.exists() {
+            eprintln!(
+                "by_language/{lang}: {} is missing (scripts/build-plugins.sh); skipped",
+                path.display()
+            );
+            continue;
+        }
+        if measuring() {
+            report_compile(lang, path);
+        }
+        let plugin = loader.load(path, Some(PluginKind::Enricher)).unwrap();
+        // What the pipeline passes: only the columns the rule reads.
+        let inputs: Vec<EnrichInput> = changes
+            .iter()
+            .map(|event| {
+                let request = EnrichRequest {
+                    event: event.clone(),
+                    content: Some(content.clone()),
+                };
+                project(&request, plugin.reads.as_ref())
+            })
+            .collect();
+        let mut instance = PluginInstance::new(&loader.engine, &plugin).unwrap();
+        group.throughput(Throughput::Elements(1));
+        group.bench_function(BenchmarkId::new("enrich_single", lang), |b| {
+            b.iter(|| instance.enrich(&inputs[0]).unwrap())
+        });
+        group.throughput(Throughput::Elements(inputs.len() as u64));
+        group.bench_function(BenchmarkId::new("enrich_batch_256", lang), |b| {
+            b.iter(|| instance.enrich_batch(&inputs).unwrap())
+        });
+        group.throughput(Throughput::Elements(1));
+        group.bench_function(BenchmarkId::new("instantiate", lang), |b| {
+            b.iter(|| PluginInstance::new(&loader.engine, &plugin).unwrap())
+        });
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20).measurement_time(std::time::Duration::from_secs(3));
-    targets = calls
+    targets = calls, by_language
 }
 criterion_main!(benches);

@@ -46,6 +46,7 @@ fn settings() -> ReplaySettings {
             grants: Vec::new(),
         },
         redis: None,
+        api: None,
     }
 }
 

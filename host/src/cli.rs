@@ -151,6 +151,12 @@ pub enum PluginCommand {
     /// sha256, its imports and output fields, or exactly why it is not a
     /// valid plugin (exit status 1).
     Check(CheckArgs),
+    /// Run an enricher over a cases file (one line per case: event, content,
+    /// expected fields) and show a diff per failing case (exit status 1).
+    Test(TestArgs),
+    /// Create a ready-to-build enricher rule in Rust or Python: sources, the
+    /// WIT, a build script, a README and golden cases it passes.
+    New(NewArgs),
 }
 
 #[derive(Debug, Args)]
@@ -162,6 +168,49 @@ pub struct CheckArgs {
     pub json: bool,
     #[command(flatten)]
     pub limits: LimitArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// The enricher component file.
+    pub file: PathBuf,
+    /// NDJSON cases: `{"name", "event": {..}, "content": {..} | null,
+    /// "expected": {field: value}}` (or `"expected_error": "text"`).
+    #[arg(long)]
+    pub cases: PathBuf,
+    /// Failing cases shown in full (the summary counts them all).
+    #[arg(long, default_value_t = 20)]
+    pub max_failures: usize,
+    /// Cases per `enrich-batch` call.
+    #[arg(long, default_value_t = 512)]
+    pub batch_size: usize,
+    /// Where precompiled plugins are cached (default: the user cache dir).
+    #[arg(long, env = "PLUGIN_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Do not cache the precompiled plugin.
+    #[arg(long)]
+    pub no_cache: bool,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Language of a new rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RuleLang {
+    Rust,
+    Python,
+}
+
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// Plugin name (kebab-case, e.g. `my-rule`): the package and plugin name.
+    pub name: String,
+    /// Language of the rule.
+    #[arg(long, value_enum)]
+    pub lang: RuleLang,
+    /// Directory to create (default: ./NAME); must not exist or be empty.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
 }
 
 /// Where plugins live and what they may do.
@@ -241,6 +290,15 @@ pub struct ReplayArgs {
     /// batch by batch, as the service does.
     #[arg(long)]
     pub redis: Option<String>,
+    /// PEM file of the CA(s) to trust for a `rediss://` URL (else the public roots).
+    #[arg(long, requires = "redis")]
+    pub redis_ca_file: Option<PathBuf>,
+    /// Also post the records to the third-party API at this base URL
+    /// (`http://127.0.0.1:8080`), in batches of `--api-batch-size`.
+    #[arg(long)]
+    pub api: Option<String>,
+    #[arg(long, default_value_t = 500, requires = "api")]
+    pub api_batch_size: usize,
     #[command(flatten)]
     pub plugins: PluginArgs,
 }

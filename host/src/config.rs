@@ -83,6 +83,9 @@ pub struct Config {
     pub bigquery_table: String,
     /// Base URL of a BigQuery emulator (`http://127.0.0.1:9050`); unset: Google Cloud.
     pub bigquery_emulator_url: Option<String>,
+    /// Before an enricher version goes live, add the BigQuery columns its new
+    /// output fields need (NULLABLE) instead of refusing the version.
+    pub bigquery_allow_schema_update: bool,
 
     pub api_enabled: bool,
     pub third_party_api_url: String,
@@ -140,6 +143,7 @@ impl Default for Config {
             bigquery_dataset: "engagement_analytics".into(),
             bigquery_table: "enriched_events".into(),
             bigquery_emulator_url: None,
+            bigquery_allow_schema_update: false,
             api_enabled: false,
             third_party_api_url: "http://localhost:8080".into(),
             api_batch_size: 500,

@@ -7,8 +7,9 @@ use clap::Parser;
 
 use engagement_host::api_sim::{self, ApiSimSettings, FaultConfig};
 use engagement_host::cli::{Cli, Command, PluginCommand, ReplayArgs};
-use engagement_host::commands::{datagen, plugin_check, replay, run};
+use engagement_host::commands::{datagen, plugin_check, plugin_new, plugin_test, replay, run};
 use engagement_host::settings::PluginSettings;
+use engagement_host::sinks::http::HttpSinkConfig;
 use engagement_host::sinks::redis::RedisSinkConfig;
 use engagement_host::state::StateConfig;
 use engagement_host::telemetry::logging;
@@ -115,6 +116,10 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 }
             }
         }
+        Command::Plugin(PluginCommand::Test(args)) => {
+            plugin_test::run(&plugin_test::settings(&args))
+        }
+        Command::Plugin(PluginCommand::New(args)) => plugin_new::run(&plugin_new::settings(&args)?),
     }
 }
 
@@ -141,7 +146,13 @@ fn replay_settings(args: &ReplayArgs) -> replay::ReplaySettings {
         plugins: PluginSettings::from(&args.plugins),
         redis: args.redis.as_ref().map(|url| RedisSinkConfig {
             url: url.clone(),
+            ca_file: args.redis_ca_file.clone(),
             ..RedisSinkConfig::default()
+        }),
+        api: args.api.as_ref().map(|url| HttpSinkConfig {
+            base_url: url.clone(),
+            max_batch_events: args.api_batch_size.max(1),
+            ..HttpSinkConfig::default()
         }),
     }
 }

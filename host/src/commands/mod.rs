@@ -2,5 +2,7 @@
 
 pub mod datagen;
 pub mod plugin_check;
+pub mod plugin_new;
+pub mod plugin_test;
 pub mod replay;
 pub mod run;

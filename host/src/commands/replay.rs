@@ -17,7 +17,9 @@ use crate::enrich::EnrichStep;
 use crate::pipeline::processor::{BatchOutput, Clock, Processor};
 use crate::pipeline::record::RecordKind;
 use crate::settings::PluginSettings;
+use crate::sinks::RecordSink;
 use crate::sinks::dead_letter::{DeadLetter, DeadLetterFile};
+use crate::sinks::http::{HttpSink, HttpSinkConfig};
 use crate::sinks::ndjson::NdjsonSink;
 use crate::sinks::redis::{RedisSink, RedisSinkConfig};
 use crate::sinks::retry::{RetryPolicy, write_with_retry};
@@ -42,6 +44,8 @@ pub struct ReplaySettings {
     pub plugins: PluginSettings,
     /// Also write records to Redis.
     pub redis: Option<RedisSinkConfig>,
+    /// Also post records to the third-party API.
+    pub api: Option<HttpSinkConfig>,
 }
 
 /// What a replay did.
@@ -113,14 +117,18 @@ pub fn run_with(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let redis = match &settings.redis {
-        Some(config) => Some(
-            runtime
-                .block_on(RedisSink::connect(config.clone()))
-                .context("connecting to Redis")?,
-        ),
-        None => None,
-    };
+    let mut sinks: Vec<Box<dyn RecordSink>> = Vec::new();
+    if let Some(config) = &settings.redis {
+        let redis = runtime
+            .block_on(RedisSink::connect(config.clone()))
+            .context("connecting to Redis")?;
+        sinks.push(Box::new(redis));
+    }
+    if let Some(config) = &settings.api {
+        sinks.push(Box::new(
+            HttpSink::new(config.clone()).context("the API sink")?,
+        ));
+    }
     let policy = RetryPolicy::default();
     let never = CancellationToken::new();
 
@@ -142,12 +150,18 @@ pub fn run_with(
         summary.records += out.records.len() as u64;
         summary.dead_letters += out.dead_letters.len() as u64;
         records.write(&out.records).context("writing records")?;
-        if let Some(redis) = &redis
-            && !out.records.is_empty()
-        {
-            runtime
-                .block_on(write_with_retry(redis, &out.records, &policy, &never))
-                .context("writing records to Redis")?;
+        if !out.records.is_empty() {
+            // Sinks one after the other: replay measures each sink's cost.
+            for sink in &sinks {
+                runtime
+                    .block_on(write_with_retry(
+                        sink.as_ref(),
+                        &out.records,
+                        &policy,
+                        &never,
+                    ))
+                    .with_context(|| format!("writing records to {}", sink.name()))?;
+            }
         }
         dead.write(&out.dead_letters)
             .context("writing dead letters")?;

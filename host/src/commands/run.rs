@@ -108,6 +108,7 @@ pub async fn connect_sinks(config: &Config) -> Result<Vec<Arc<dyn RecordSink>>> 
                     format!("{url}/bigquery/v2")
                 }
             }),
+            allow_schema_update: config.bigquery_allow_schema_update,
             ..BigQuerySinkConfig::default()
         })
         .await

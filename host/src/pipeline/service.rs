@@ -26,14 +26,14 @@ use super::record::Record;
 use crate::decode::{StageError, WasmDecoder};
 use crate::enrich::WasmEnricher;
 use crate::settings::PluginSettings;
-use crate::sinks::RecordSink;
+use crate::sinks::{RecordSink, sinks_accept_fields};
 use crate::sinks::dead_letter::{DeadLetter, DeadLetterFile};
 use crate::sinks::retry::{RetryPolicy, WriteAborted, write_with_retry};
 use crate::source::pubsub::{self, Delivery, PubSubConfig};
 use crate::source::{Origin, SourceBatch};
 use crate::state::store::StateStore;
 use crate::state::{State, StateConfig};
-use crate::wasm::{PluginSet, reload};
+use crate::wasm::{AdmissionCheck, LoadedPlugin, PluginSet, reload};
 
 /// Everything `run` needs, settled.
 #[derive(Clone)]
@@ -115,6 +115,7 @@ pub async fn run(
     sinks: Vec<Arc<dyn RecordSink>>,
     shutdown: CancellationToken,
 ) -> Result<ServiceStats> {
+    let _admission = SinkAdmission::install(&plugins, &sinks).await?;
     let _watcher = if settings.plugins.watch {
         Some(reload::watch(&settings.plugins.dir, plugins.clone())?)
     } else {
@@ -227,6 +228,53 @@ pub async fn run(
     dead.file.flush()?;
     tracing::info!(?stats, "service stopped");
     Ok(stats)
+}
+
+/// Every enricher version must have its output fields accepted by every
+/// sink before it serves: the one loaded at start-up (else the service does
+/// not start) and each one a reload brings (else it is refused and the
+/// serving version stays). Uninstalled on drop.
+struct SinkAdmission {
+    plugins: Arc<PluginSet>,
+}
+
+impl SinkAdmission {
+    async fn install(plugins: &Arc<PluginSet>, sinks: &[Arc<dyn RecordSink>]) -> Result<Self> {
+        let enricher = plugins.enricher.current();
+        sinks_accept_fields(sinks, &enricher.output_fields)
+            .await
+            .map_err(|why| {
+                anyhow::anyhow!(
+                    "the enricher {} cannot serve: its output fields are not accepted: {why}",
+                    enricher.id
+                )
+            })?;
+        let handle = tokio::runtime::Handle::current();
+        let sinks: Vec<Arc<dyn RecordSink>> = sinks.to_vec();
+        // The reload runs on the watcher's thread or a blocking task: the
+        // async check runs on the runtime, and that thread waits for it.
+        let check: AdmissionCheck = Arc::new(move |plugin: &LoadedPlugin| {
+            let fields = plugin.output_fields.clone();
+            let sinks = sinks.clone();
+            let (tx, rx) = std::sync::mpsc::channel();
+            handle.spawn(async move {
+                let _ = tx.send(sinks_accept_fields(&sinks, &fields).await);
+            });
+            rx.recv()
+                .unwrap_or_else(|_| Err("the service is stopping".into()))
+                .map_err(|why| ("sink_schema", why))
+        });
+        plugins.enricher.set_admission(Some(check));
+        Ok(Self {
+            plugins: plugins.clone(),
+        })
+    }
+}
+
+impl Drop for SinkAdmission {
+    fn drop(&mut self) {
+        self.plugins.enricher.set_admission(None);
+    }
 }
 
 /// The first delivery plus whatever arrives before the batch is full or

@@ -13,9 +13,11 @@ pub mod ndjson;
 pub mod redis;
 pub mod retry;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::pipeline::record::Record;
+use crate::wasm::bindings::FieldSpec;
 
 /// A failed batch write.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -64,4 +66,34 @@ pub trait RecordSink: Send + Sync {
     /// a redelivered message) leaves the destination as one write would.
     /// `Ok` means durably accepted, except the records listed as rejected.
     async fn write(&self, records: &[Record]) -> Result<SinkReport, SinkError>;
+
+    /// Whether the sink can store records carrying these enricher output
+    /// fields, asked before an enricher version goes live (at start-up and
+    /// before a hot swap). `Err` says why not, and the version is refused.
+    /// A sink may change its destination to make room (BigQuery adds the
+    /// missing columns when the operator allowed schema updates). Default:
+    /// anything is accepted (Redis and the HTTP API store JSON as it is).
+    async fn accepts_fields(&self, fields: &[FieldSpec]) -> Result<(), String> {
+        let _ = fields;
+        Ok(())
+    }
+}
+
+/// Asks every sink whether it accepts `fields`; the refusals, each prefixed
+/// by its sink's name, joined.
+pub async fn sinks_accept_fields(
+    sinks: &[Arc<dyn RecordSink>],
+    fields: &[FieldSpec],
+) -> Result<(), String> {
+    let mut refusals = Vec::new();
+    for sink in sinks {
+        if let Err(why) = sink.accepts_fields(fields).await {
+            refusals.push(format!("{} sink: {why}", sink.name()));
+        }
+    }
+    if refusals.is_empty() {
+        Ok(())
+    } else {
+        Err(refusals.join("; "))
+    }
 }

@@ -81,6 +81,7 @@ async fn plugins(State(s): State<AdminState>) -> Response {
                 "path": p.path,
                 "loaded_at": humantime::format_rfc3339_millis(p.loaded_at).to_string(),
                 "swaps": slot.swaps(),
+                "last_rejection": slot.last_rejection(),
             })
         })
         .collect();

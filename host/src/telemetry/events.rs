@@ -38,10 +38,12 @@ pub fn plugin_swapped(
         .record(took.as_secs_f64());
 }
 
-/// A plugin file was refused; the serving version stays.
-pub fn plugin_rejected(kind: PluginKind, path: &Path, reason: &str) {
-    tracing::warn!(%kind, path = %path.display(), reason, "plugin refused, current version keeps serving");
-    counter!("engagement_plugin_rejected_total", "kind" => kind.to_string()).increment(1);
+/// A plugin file was refused; the serving version stays. `category` is a
+/// bounded label (`capability`, `validation`, `sink_schema`, ...).
+pub fn plugin_rejected(kind: PluginKind, path: &Path, category: &'static str, reason: &str) {
+    tracing::warn!(%kind, path = %path.display(), category, reason, "plugin refused, current version keeps serving");
+    counter!("engagement_plugin_rejected_total", "kind" => kind.to_string(), "reason" => category)
+        .increment(1);
 }
 
 /// A plugin version was rolled back.

@@ -33,7 +33,7 @@ pub use artifact_cache::ArtifactCache;
 pub use engine::PluginEngine;
 pub use instance::PluginInstance;
 pub use plugin::{LoadedPlugin, PluginId, PluginKind, PluginLoader};
-pub use registry::{PluginSet, PluginSlot, ReloadOutcome};
+pub use registry::{AdmissionCheck, PluginSet, PluginSlot, Rejection, ReloadOutcome};
 pub use runner::PluginRunner;
 
 /// Per-call and per-instance limits.
@@ -72,11 +72,9 @@ pub enum WasmError {
     },
     #[error("not a valid WebAssembly component: {0}")]
     Compile(String),
-    #[error(
-        "refused: the plugin imports `{import}`, a capability it is not granted \
-         (grant it in `plugins.grants` if it really needs it)"
-    )]
-    CapabilityDenied { import: String },
+    /// Every import the policy refused, in the component's order.
+    #[error("{}", policy::denied_message(imports))]
+    CapabilityDenied { imports: Vec<String> },
     #[error("cannot link the plugin's imports: {0}")]
     Link(String),
     #[error("wrong world: {0}")]
@@ -96,6 +94,24 @@ pub enum WasmError {
 }
 
 impl WasmError {
+    /// A short, bounded label for metrics (`reason` of
+    /// `engagement_plugin_rejected_total`).
+    pub fn category(&self) -> &'static str {
+        match self {
+            WasmError::Read { .. } => "read",
+            WasmError::Compile(_) => "compile",
+            WasmError::CapabilityDenied { .. } => "capability",
+            WasmError::Link(_) => "link",
+            WasmError::WrongWorld(_) => "wrong_world",
+            WasmError::Validation(_) => "validation",
+            WasmError::At { source, .. } => source.category(),
+            WasmError::Engine(_)
+            | WasmError::Thread(_)
+            | WasmError::Watch(_)
+            | WasmError::NothingToRollBack => "other",
+        }
+    }
+
     /// Names the file the error is about.
     pub fn at(self, path: &Path) -> Self {
         match self {

@@ -148,7 +148,8 @@ impl PluginLoader {
         };
 
         let imports = import_names(&self.engine, &component);
-        policy::check_imports(&imports, &self.grants)?;
+        let type_only = type_only_imports(&self.engine, &component);
+        policy::check_imports(&imports, &type_only, &self.grants)?;
 
         let instance_pre = self
             .engine
@@ -190,6 +191,25 @@ fn import_names(engine: &PluginEngine, component: &Component) -> Vec<String> {
     component
         .component_type()
         .imports(&engine.engine)
+        .map(|(name, _)| name.to_string())
+        .collect()
+}
+
+/// Imported instances that bring types only, no function: they reach
+/// nothing (e.g. `wasi:clocks/wall-clock` for `wasi:filesystem`'s `datetime`).
+fn type_only_imports(engine: &PluginEngine, component: &Component) -> Vec<String> {
+    use wasmtime::component::types::ComponentItem;
+    component
+        .component_type()
+        .imports(&engine.engine)
+        .filter(|(_, import)| match &import.ty {
+            ComponentItem::ComponentInstance(instance) => {
+                instance.exports(&engine.engine).all(|(_, item)| {
+                    matches!(item.ty, ComponentItem::Type(_) | ComponentItem::Resource(_))
+                })
+            }
+            _ => false,
+        })
         .map(|(name, _)| name.to_string())
         .collect()
 }

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 use serde::Serialize;
@@ -22,6 +22,26 @@ use crate::telemetry::events;
 /// rolled back to the one it replaced.
 pub const ROLLBACK_AFTER_FAILURES: u32 = 5;
 
+/// Decides whether a loaded, valid version may go live, e.g. whether every
+/// sink accepts an enricher's output fields. `Err((category, reason))`
+/// refuses it: `category` is a bounded metric label (`sink_schema`).
+/// Called on the thread that reloads (the watcher's, or a blocking task),
+/// never on the event path; it may block.
+pub type AdmissionCheck =
+    Arc<dyn Fn(&LoadedPlugin) -> Result<(), (&'static str, String)> + Send + Sync>;
+
+/// The last file a slot refused, for `GET /plugins`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rejection {
+    /// Bounded label, as in `engagement_plugin_rejected_total{reason}`.
+    pub category: &'static str,
+    pub reason: String,
+    /// sha256 of the refused file, when it could be read.
+    pub sha256: Option<String>,
+    /// RFC 3339.
+    pub at: String,
+}
+
 /// One world's plugin.
 pub struct PluginSlot {
     kind: PluginKind,
@@ -31,6 +51,9 @@ pub struct PluginSlot {
     /// Files (by sha256) refused or rolled back, with why: not retried.
     rejected: Mutex<HashMap<String, String>>,
     swaps: AtomicU64,
+    /// Asked before a new version goes live (see [`AdmissionCheck`]).
+    admission: Mutex<Option<AdmissionCheck>>,
+    last_rejection: Mutex<Option<Rejection>>,
 }
 
 /// What a reload did.
@@ -58,6 +81,8 @@ impl PluginSlot {
             previous: Mutex::new(None),
             rejected: Mutex::new(HashMap::new()),
             swaps: AtomicU64::new(0),
+            admission: Mutex::new(None),
+            last_rejection: Mutex::new(None),
         }
     }
 
@@ -74,6 +99,19 @@ impl PluginSlot {
         &self.path
     }
 
+    /// Sets (or clears) the check a new version must pass before it goes
+    /// live. Versions refused by it are not remembered as refused: the
+    /// cause is outside the file (a table without a column), so the same
+    /// file is checked again on the next reload.
+    pub fn set_admission(&self, check: Option<AdmissionCheck>) {
+        *lock(&self.admission) = check;
+    }
+
+    /// The last file this slot refused (not counting "refused before").
+    pub fn last_rejection(&self) -> Option<Rejection> {
+        lock(&self.last_rejection).clone()
+    }
+
     /// How many times a new version was swapped in.
     pub fn swaps(&self) -> u64 {
         self.swaps.load(Ordering::Relaxed)
@@ -85,7 +123,12 @@ impl PluginSlot {
         let bytes_sha = match std::fs::read(&self.path) {
             Ok(bytes) => super::sha256_hex(&bytes),
             Err(err) => {
-                return self.refuse(None, format!("cannot read {}: {err}", self.path.display()));
+                return self.refuse(
+                    None,
+                    "read",
+                    format!("cannot read {}: {err}", self.path.display()),
+                    false,
+                );
             }
         };
         if bytes_sha == self.current().id.sha256 {
@@ -98,6 +141,17 @@ impl PluginSlot {
         }
         match loader.load(&self.path, Some(self.kind)) {
             Ok(plugin) => {
+                let admission = lock(&self.admission).clone();
+                if let Some(check) = admission
+                    && let Err((category, reason)) = check(&plugin)
+                {
+                    return self.refuse(
+                        Some(bytes_sha),
+                        category,
+                        format!("{}: {reason}", plugin.id.label()),
+                        false,
+                    );
+                }
                 let plugin = Arc::new(plugin);
                 let old = self.current.swap(plugin.clone());
                 *lock(&self.previous) = Some(old.clone());
@@ -116,13 +170,27 @@ impl PluginSlot {
                 );
                 outcome
             }
-            Err(err) => self.refuse(Some(bytes_sha), err.to_string()),
+            Err(err) => self.refuse(Some(bytes_sha), err.category(), err.to_string(), true),
         }
     }
 
-    fn refuse(&self, sha: Option<String>, reason: String) -> ReloadOutcome {
-        events::plugin_rejected(self.kind, &self.path, &reason);
-        if let Some(sha) = sha {
+    /// Logs and counts a refusal; `remember`: the file (by sha256) is not
+    /// tried again.
+    fn refuse(
+        &self,
+        sha: Option<String>,
+        category: &'static str,
+        reason: String,
+        remember: bool,
+    ) -> ReloadOutcome {
+        events::plugin_rejected(self.kind, &self.path, category, &reason);
+        *lock(&self.last_rejection) = Some(Rejection {
+            category,
+            reason: reason.clone(),
+            sha256: sha.clone(),
+            at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+        });
+        if remember && let Some(sha) = sha {
             lock(&self.rejected).insert(sha, reason.clone());
         }
         ReloadOutcome::Rejected { reason }

@@ -45,6 +45,10 @@ pub struct BigQuerySinkConfig {
     /// ([`super::BigQuerySink::ensure_table`]); otherwise only check that
     /// the table exists with every column the sink writes.
     pub create_if_missing: bool,
+    /// Before an enricher version goes live, add the columns its output
+    /// fields need and the table lacks (NULLABLE, `tables.patch`) instead
+    /// of refusing the version ([`super::BigQuerySink::accept_fields`]).
+    pub allow_schema_update: bool,
 }
 
 impl Default for BigQuerySinkConfig {
@@ -59,6 +63,7 @@ impl Default for BigQuerySinkConfig {
             max_batch_bytes: 9_000_000,
             request_timeout_secs: 30,
             create_if_missing: true,
+            allow_schema_update: false,
         }
     }
 }

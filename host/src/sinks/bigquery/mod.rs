@@ -43,6 +43,7 @@
 mod auth;
 mod config;
 mod error;
+pub mod fields;
 pub mod rows;
 mod service;
 mod table;
@@ -61,6 +62,7 @@ use self::auth::TokenSource;
 use self::service::InsertAllService;
 use super::{RecordSink, SinkError, SinkReport};
 use crate::pipeline::record::Record;
+use crate::wasm::bindings::FieldSpec;
 
 /// Time allowed to open a connection (the request timeout covers the rest).
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -142,6 +144,10 @@ impl BigQuerySink {
 impl RecordSink for BigQuerySink {
     fn name(&self) -> &'static str {
         "bigquery"
+    }
+
+    async fn accepts_fields(&self, fields: &[FieldSpec]) -> Result<(), String> {
+        self.accept_fields(fields).await
     }
 
     async fn write(&self, records: &[Record]) -> Result<SinkReport, SinkError> {

@@ -234,7 +234,7 @@ impl BigQuerySink {
 
     /// GETs a dataset or table resource: `None` when it does not exist.
     /// (gcp-bigquery-client's `get` cannot read a view without a schema.)
-    async fn get_resource(
+    pub(super) async fn get_resource(
         &self,
         step: &'static str,
         url: &str,
@@ -289,7 +289,7 @@ impl BigQuerySink {
         )
     }
 
-    fn table_url(&self, table: &str) -> String {
+    pub(super) fn table_url(&self, table: &str) -> String {
         format!("{}/tables/{table}", self.dataset_url())
     }
 
@@ -316,7 +316,7 @@ fn already_exists_is_fine(
     }
 }
 
-fn query_errors(step: &'static str, errors: Option<&[ErrorProto]>) -> Result<(), BigQueryError> {
+pub(super) fn query_errors(step: &'static str, errors: Option<&[ErrorProto]>) -> Result<(), BigQueryError> {
     match errors {
         Some(errors) if !errors.is_empty() => Err(BigQueryError::QueryFailed {
             step,
