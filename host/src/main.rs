@@ -63,10 +63,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 },
             };
             runtime()?.block_on(async {
-                let shutdown = async {
-                    let _ = tokio::signal::ctrl_c().await;
-                };
-                api_sim::serve(settings, shutdown).await
+                api_sim::serve(settings, run::terminate_or_interrupt()).await
             })?;
             Ok(ExitCode::SUCCESS)
         }

@@ -175,21 +175,27 @@ pub async fn run(config_file: Option<&Path>) -> Result<ServiceStats> {
 
 fn spawn_signal_handler(shutdown: CancellationToken) {
     tokio::spawn(async move {
-        let term = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut s) => {
-                    s.recv().await;
-                }
-                Err(_) => std::future::pending::<()>().await,
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term => {}
-        }
+        terminate_or_interrupt().await;
         tracing::info!("shutdown requested: finishing the batch in hand");
         shutdown.cancel();
     });
+}
+
+/// Completes on SIGTERM (what service managers and `docker stop` send) or
+/// Ctrl-C.
+pub async fn terminate_or_interrupt() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
 }
 
 /// `engagement-host setup-pubsub`: topics, subscriptions, dead-letter topic.
