@@ -18,6 +18,7 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 step "compose file (docker-compose.yaml, environment.env, conf/) against the Compose Specification"
 ./scripts/check-compose.sh
+./scripts/check-compose.sh --self-test | tail -n 1   # 42 broken copies, each must be refused
 
 step "services: Redis, PostgreSQL (private, logical replication), Debezium venv, Pub/Sub and BigQuery emulators"
 if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
