@@ -7,47 +7,26 @@
 //! `scripts/build-plugins.sh`). `BENCH_ROUNDS` sets the rounds (default 5).
 
 mod native;
+mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use engagement_host::commands::replay::{self, ReplaySettings};
 use engagement_host::decode::WasmDecoder;
 use engagement_host::enrich::WasmEnricher;
-use engagement_host::settings::PluginSettings;
-use engagement_host::state::StateConfig;
-use engagement_host::wasm::{PluginLimits, PluginSet};
+use engagement_host::wasm::PluginSet;
+use support::root;
 
 // The same allocator as the binary, for both sides of the comparison.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 fn settings() -> ReplaySettings {
-    ReplaySettings {
-        input: root().join("tests/fixtures/bulk_schemas_off.ndjson.gz"),
-        output: PathBuf::from("/dev/null"),
-        dead_letters: None,
-        state_dir: None,
-        batch_size: 512,
-        rate: None,
-        state: StateConfig::default(),
-        max_message_bytes: 4 << 20,
-        plugins: PluginSettings {
-            dir: root().join("dist/plugins"),
-            decoder_file: "decoder.wasm".into(),
-            enricher_file: "enricher.wasm".into(),
-            watch: false,
-            cache_dir: Some(root().join("target/bench-plugin-cache")),
-            limits: PluginLimits::default(),
-            grants: Vec::new(),
-        },
-        redis: None,
-        api: None,
-    }
+    support::replay_settings(
+        root().join("tests/fixtures/bulk_schemas_off.ndjson.gz"),
+        PathBuf::from("/dev/null"),
+    )
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {

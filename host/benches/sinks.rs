@@ -18,45 +18,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use engagement_host::commands::replay::{self, ReplaySettings};
-use engagement_host::settings::PluginSettings;
+use engagement_host::commands::replay;
 use engagement_host::sinks::http::HttpSinkConfig;
 use engagement_host::sinks::redis::RedisSinkConfig;
-use engagement_host::state::StateConfig;
-use engagement_host::wasm::PluginLimits;
+use support::{replay_settings as settings, root};
+
+mod support;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const REDIS_URL: &str = "redis://127.0.0.1:6379/14";
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn settings(input: PathBuf, output: PathBuf) -> ReplaySettings {
-    ReplaySettings {
-        input,
-        output,
-        dead_letters: None,
-        state_dir: None,
-        batch_size: 512,
-        rate: None,
-        state: StateConfig::default(),
-        max_message_bytes: 4 << 20,
-        plugins: PluginSettings {
-            dir: root().join("dist/plugins"),
-            decoder_file: "decoder.wasm".into(),
-            enricher_file: "enricher.wasm".into(),
-            watch: false,
-            cache_dir: Some(root().join("target/bench-plugin-cache")),
-            limits: PluginLimits::default(),
-            grants: Vec::new(),
-        },
-        redis: None,
-        api: None,
-    }
-}
 
 struct ApiSim(Child, String);
 

@@ -4,7 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
+use engagement_host::commands::replay::ReplaySettings;
+use engagement_host::settings::PluginSettings;
 use engagement_host::source::Message;
+use engagement_host::state::StateConfig;
+use engagement_host::wasm::PluginLimits;
 
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -29,4 +33,31 @@ pub fn bulk_messages(skip: usize, take: usize) -> Vec<Message> {
             }
         })
         .collect()
+}
+
+/// `replay` of `input` into `output` with the built plugins (dist/plugins),
+/// batches of 512, no sinks, state in memory.
+pub fn replay_settings(input: PathBuf, output: PathBuf) -> ReplaySettings {
+    ReplaySettings {
+        input,
+        output,
+        dead_letters: None,
+        state_dir: None,
+        batch_size: 512,
+        rate: None,
+        state: StateConfig::default(),
+        max_message_bytes: 4 << 20,
+        plugins: PluginSettings {
+            dir: root().join("dist/plugins"),
+            decoder_file: "decoder.wasm".into(),
+            enricher_file: "enricher.wasm".into(),
+            watch: false,
+            cache_dir: Some(root().join("target/bench-plugin-cache")),
+            limits: PluginLimits::default(),
+            grants: Vec::new(),
+        },
+        redis: None,
+        api: None,
+        shadow: Default::default(),
+    }
 }
