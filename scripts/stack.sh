@@ -234,8 +234,11 @@ status() {
     for svc in "redis redis-server $STACK_REDIS_PORT" "api-sim engagement-host.api-sim $API_SIM_PORT" \
         "host engagement-host.run $ADMIN_PORT"; do
         read -r name match port <<<"$svc"
-        if running "$name" "${match//./ }"; then state=running; else state=stopped; fi
-        line "$name" "$state" "127.0.0.1:$port (pid $(pid_of "$name"), log .state/stack/$name.log)"
+        if running "$name" "${match//./ }"; then
+            line "$name" running "127.0.0.1:$port (pid $(pid_of "$name"), log .state/stack/$name.log)"
+        else
+            line "$name" stopped "127.0.0.1:$port (log .state/stack/$name.log)"
+        fi
     done
     for emu in pubsub:"$PUBSUB_PORT" bigquery:"$BIGQUERY_PORT"; do
         if port_open "${emu#*:}"; then state=running; else state=stopped; fi
