@@ -157,6 +157,22 @@ pub enum PluginCommand {
     /// Create a ready-to-build enricher rule in Rust or Python: sources, the
     /// WIT, a build script, a README and golden cases it passes.
     New(NewArgs),
+    /// Return a running service to the plugin version before the current
+    /// one, at once (between two batches), through its admin endpoint.
+    Rollback(RollbackArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// Which plugin: `enricher` or `decoder`.
+    #[arg(default_value = "enricher")]
+    pub kind: String,
+    /// The service's admin endpoint (`admin_listen`).
+    #[arg(long, env = "ADMIN_LISTEN", default_value = "127.0.0.1:9100")]
+    pub admin: String,
+    /// Its `admin_token`.
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -299,6 +315,23 @@ pub struct ReplayArgs {
     pub api: Option<String>,
     #[arg(long, default_value_t = 500, requires = "api")]
     pub api_batch_size: usize,
+    /// Run this enricher in shadow beside the serving one from the first
+    /// batch: its outputs are compared field by field, never written.
+    #[arg(long, value_name = "FILE")]
+    pub shadow: Option<PathBuf>,
+    /// Promote the shadow after this many compared events with no shadow
+    /// error (0: never).
+    #[arg(long, default_value_t = 0, requires = "shadow")]
+    pub shadow_promote_after: u64,
+    /// Most share (0..=1) of compared events that may differ for the
+    /// shadow to be promoted (1: any; 0: it must change nothing).
+    #[arg(long, default_value_t = 1.0, requires = "shadow")]
+    pub shadow_max_diff_ratio: f64,
+    /// Roll the enricher back to its previous version once this many
+    /// messages were replayed, between two batches (rehearses
+    /// `plugin rollback`).
+    #[arg(long, value_name = "N")]
+    pub rollback_after_messages: Option<u64>,
     #[command(flatten)]
     pub plugins: PluginArgs,
 }

@@ -96,6 +96,12 @@ pub struct Config {
     pub admin_listen: Option<SocketAddr>,
     /// Bearer token for `POST /plugins/reload` and rollback; unset: disabled.
     pub admin_token: Option<String>,
+    /// Promote a shadow enricher after this many compared events with no
+    /// shadow error; 0: only by command.
+    pub shadow_promote_after: u64,
+    /// Most share (0..=1) of compared events that may differ for an
+    /// automatic promotion.
+    pub shadow_max_diff_ratio: f64,
     /// Sink retry backoff: first delay and cap, milliseconds.
     pub retry_initial_ms: u64,
     pub retry_max_ms: u64,
@@ -150,6 +156,8 @@ impl Default for Config {
             api_timeout_secs: 30,
             admin_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9100))),
             admin_token: None,
+            shadow_promote_after: 0,
+            shadow_max_diff_ratio: 1.0,
             retry_initial_ms: 100,
             retry_max_ms: 10_000,
         }

@@ -117,6 +117,25 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             plugin_test::run(&plugin_test::settings(&args))
         }
         Command::Plugin(PluginCommand::New(args)) => plugin_new::run(&plugin_new::settings(&args)?),
+        Command::Plugin(PluginCommand::Rollback(args)) => {
+            let (status, body) =
+                runtime()?.block_on(engagement_host::telemetry::admin::request_rollback(
+                    &args.admin,
+                    &args.kind,
+                    args.token.as_deref(),
+                ))?;
+            if (200..300).contains(&status) {
+                println!("{}", body["rolled_back_to"].as_str().unwrap_or_default());
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!(
+                    "rollback refused (HTTP {status}): {}",
+                    body.as_str()
+                        .map_or_else(|| body.to_string(), str::to_owned)
+                );
+                Ok(ExitCode::FAILURE)
+            }
+        }
     }
 }
 
@@ -151,5 +170,14 @@ fn replay_settings(args: &ReplayArgs) -> replay::ReplaySettings {
             max_batch_events: args.api_batch_size.max(1),
             ..HttpSinkConfig::default()
         }),
+        shadow: replay::ShadowReplay {
+            file: args.shadow.clone(),
+            policy: engagement_host::wasm::ShadowPolicy {
+                promote_after: args.shadow_promote_after,
+                max_diff_ratio: args.shadow_max_diff_ratio,
+                ..Default::default()
+            },
+            rollback_after_messages: args.rollback_after_messages,
+        },
     }
 }

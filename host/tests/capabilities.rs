@@ -87,7 +87,10 @@ fn plugin_check_with_a_grant_loads_the_rule() {
         .iter()
         .map(|i| i.as_str().unwrap())
         .collect();
-    assert!(imports.contains(&"wasi:filesystem/preopens@0.2.6"), "{imports:?}");
+    assert!(
+        imports.contains(&"wasi:filesystem/preopens@0.2.6"),
+        "{imports:?}"
+    );
 
     // A grant for one capability does not cover another.
     let (code, text) = check(&net_enricher(), &["--grant", "wasi:filesystem"]);

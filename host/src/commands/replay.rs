@@ -3,6 +3,7 @@
 //! source time, and events still waiting at the end come out as content
 //! missing.
 
+use std::cell::Cell;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -27,7 +28,7 @@ use crate::source::SourceBatch;
 use crate::source::ndjson::NdjsonSource;
 use crate::state::store::{Snapshot, StateStore};
 use crate::state::{State, StateConfig, StateStats};
-use crate::wasm::reload;
+use crate::wasm::{ReloadOutcome, ShadowPolicy, reload};
 use tokio_util::sync::CancellationToken;
 
 /// Everything `replay` needs, settled.
@@ -46,6 +47,20 @@ pub struct ReplaySettings {
     pub redis: Option<RedisSinkConfig>,
     /// Also post records to the third-party API.
     pub api: Option<HttpSinkConfig>,
+    /// A shadow enricher and an operator's rollback, rehearsed.
+    pub shadow: ShadowReplay,
+}
+
+/// `replay --shadow FILE`: the shadow deploy of the service, deterministic.
+#[derive(Debug, Clone, Default)]
+pub struct ShadowReplay {
+    /// Enricher run in shadow from the first batch on.
+    pub file: Option<PathBuf>,
+    /// When it is promoted by itself.
+    pub policy: ShadowPolicy,
+    /// Roll the enricher back to its previous version once this many
+    /// messages were replayed (between two batches).
+    pub rollback_after_messages: Option<u64>,
 }
 
 /// What a replay did.
@@ -63,6 +78,10 @@ pub struct ReplaySummary {
     pub messages_per_second: f64,
     pub state: StateStats,
     pub plugin_swaps: u64,
+    /// With `--shadow`: what the comparison found, and whether the shadow
+    /// was promoted (and rolled back).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<serde_json::Value>,
 }
 
 /// Runs the replay with the WASM plugins.
@@ -73,10 +92,43 @@ pub fn run(settings: &ReplaySettings) -> Result<ReplaySummary> {
     } else {
         None
     };
+    let shadow = match &settings.shadow.file {
+        Some(file) => {
+            let slot = &plugins.enricher;
+            slot.set_shadow_policy(settings.shadow.policy);
+            match slot.load_shadow(&plugins.loader, file) {
+                ReloadOutcome::Shadowing { .. } => slot.shadow(),
+                ReloadOutcome::Rejected { reason } => {
+                    anyhow::bail!("shadow {} refused: {reason}", file.display())
+                }
+                _ => None,
+            }
+        }
+        None => None,
+    };
+    let rolled_back = Cell::new(false);
+    let between_batches = |messages: u64| {
+        if let Some(at) = settings.shadow.rollback_after_messages
+            && messages >= at
+            && !rolled_back.get()
+        {
+            rolled_back.set(true);
+            match plugins.enricher.rollback() {
+                Ok(to) => tracing::info!(messages, to, "enricher rolled back"),
+                Err(err) => tracing::warn!(messages, error = %err, "enricher not rolled back"),
+            }
+        }
+    };
     let decoder = Box::new(crate::decode::WasmDecoder::new(plugins.clone()));
     let enricher = Box::new(crate::enrich::WasmEnricher::new(plugins.clone()));
-    let mut summary = run_with(settings, decoder, enricher)?;
+    let mut summary = run_inner(settings, decoder, enricher, &between_batches)?;
     summary.plugin_swaps = plugins.decoder.swaps() + plugins.enricher.swaps();
+    summary.shadow = shadow.map(|shadow| {
+        let mut json = shadow.to_json();
+        json["promoted"] = shadow.promoted().into();
+        json["rolled_back"] = rolled_back.get().into();
+        json
+    });
     Ok(summary)
 }
 
@@ -86,6 +138,17 @@ pub fn run_with(
     settings: &ReplaySettings,
     decoder: Box<dyn DecodeStep>,
     enricher: Box<dyn EnrichStep>,
+) -> Result<ReplaySummary> {
+    run_inner(settings, decoder, enricher, &|_| {})
+}
+
+/// [`run_with`], calling `between_batches` with the messages replayed so
+/// far after each batch is written.
+fn run_inner(
+    settings: &ReplaySettings,
+    decoder: Box<dyn DecodeStep>,
+    enricher: Box<dyn EnrichStep>,
+    between_batches: &dyn Fn(u64),
 ) -> Result<ReplaySummary> {
     // Without a state directory the state lives in memory only: nothing to
     // persist, nothing to commit.
@@ -203,6 +266,7 @@ pub fn run_with(
             batch = SourceBatch::default();
             let expired = processor.expire(false, true);
             write(expired, &mut summary)?;
+            between_batches(summary.messages);
         }
         if !bad_lines.is_empty() {
             let out = BatchOutput {

@@ -129,6 +129,13 @@ pub async fn run(config_file: Option<&Path>) -> Result<ServiceStats> {
     })
     .await?
     .context("loading plugins")?;
+    plugins
+        .enricher
+        .set_shadow_policy(crate::wasm::ShadowPolicy {
+            promote_after: config.shadow_promote_after,
+            max_diff_ratio: config.shadow_max_diff_ratio,
+            ..Default::default()
+        });
     let sinks = connect_sinks(&config).await?;
 
     let shutdown = CancellationToken::new();

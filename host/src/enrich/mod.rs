@@ -2,6 +2,8 @@
 //! enricher plugin. Failure handling mirrors the decode stage: one call per
 //! batch, and one call per event only when the batch call failed.
 
+mod shadow;
+
 use std::sync::Arc;
 
 use crate::decode::StageError;
@@ -46,15 +48,20 @@ pub fn project(request: &EnrichRequest, reads: Option<&ColumnSet>) -> EnrichInpu
     }
 }
 
-/// The enricher plugin.
+/// The enricher plugin, and its shadow version when one runs (see
+/// [`shadow`]): compared on every batch, never written.
 pub struct WasmEnricher {
     runner: PluginRunner,
+    plugins: Arc<PluginSet>,
+    shadow: shadow::ShadowRunner,
 }
 
 impl WasmEnricher {
     pub fn new(plugins: Arc<PluginSet>) -> Self {
         Self {
-            runner: PluginRunner::new(plugins, PluginKind::Enricher),
+            runner: PluginRunner::new(plugins.clone(), PluginKind::Enricher),
+            plugins,
+            shadow: shadow::ShadowRunner::default(),
         }
     }
 }
@@ -73,9 +80,19 @@ impl EnrichStep for WasmEnricher {
             .iter()
             .map(|r| project(r, reads.as_ref()))
             .collect();
+        let results = self.serve(&inputs);
+        self.shadow.compare(&self.plugins, requests, &results);
+        results
+    }
+}
+
+impl WasmEnricher {
+    /// The serving version's results: one batch call, or one call per
+    /// event when the batch call failed.
+    fn serve(&mut self, inputs: &[EnrichInput]) -> Vec<Result<Row, StageError>> {
         match self
             .runner
-            .call(inputs.len(), |instance| instance.enrich_batch(&inputs))
+            .call(inputs.len(), |instance| instance.enrich_batch(inputs))
         {
             Ok(results) => results.into_iter().map(typed).collect(),
             Err(_) => inputs

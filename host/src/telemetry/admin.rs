@@ -1,6 +1,10 @@
 //! The admin HTTP endpoint: Prometheus `/metrics`, `/healthz`, `/readyz`,
 //! `GET /plugins` (what is loaded), and token-protected
-//! `POST /plugins/reload` and `POST /plugins/{kind}/rollback`.
+//! `POST /plugins/reload` and `POST /plugins/{kind}/rollback`. Shadow
+//! deploys of the enricher: `GET /plugins/enricher/shadow` (counts and the
+//! last differences), and token-protected `POST /plugins/enricher/shadow`
+//! (load `<enricher>.shadow.wasm` from the plugin directory),
+//! `POST /plugins/enricher/promote` and `DELETE /plugins/enricher/shadow`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,6 +16,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use serde_json::Value;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -43,6 +48,11 @@ pub fn router(state: AdminState) -> Router {
         .route("/plugins", get(plugins))
         .route("/plugins/reload", post(reload))
         .route("/plugins/{kind}/rollback", post(rollback))
+        .route(
+            "/plugins/{kind}/shadow",
+            get(shadow_status).post(shadow_load).delete(shadow_discard),
+        )
+        .route("/plugins/{kind}/promote", post(shadow_promote))
         .with_state(state)
 }
 
@@ -82,6 +92,7 @@ async fn plugins(State(s): State<AdminState>) -> Response {
                 "loaded_at": humantime::format_rfc3339_millis(p.loaded_at).to_string(),
                 "swaps": slot.swaps(),
                 "last_rejection": slot.last_rejection(),
+                "shadow": slot.shadow().map(|s| s.to_json()),
             })
         })
         .collect();
@@ -141,4 +152,108 @@ async fn rollback(
         Ok(to) => axum::Json(json!({"rolled_back_to": to})).into_response(),
         Err(err) => (StatusCode::CONFLICT, err.to_string()).into_response(),
     }
+}
+
+/// Only the enricher has shadow deploys.
+fn enricher_only(kind: &str) -> Option<Response> {
+    (kind != "enricher").then(|| {
+        (
+            StatusCode::NOT_FOUND,
+            "shadow deploys are for the enricher only",
+        )
+            .into_response()
+    })
+}
+
+async fn shadow_status(State(s): State<AdminState>, Path(kind): Path<String>) -> Response {
+    if let Some(refused) = enricher_only(&kind) {
+        return refused;
+    }
+    let slot = &s.plugins.enricher;
+    axum::Json(json!({
+        "serving": slot.current().id.to_string(),
+        "shadow": slot.shadow().map(|s| s.to_json()),
+        "policy": slot.shadow_policy(),
+        "shadow_file": slot.shadow_path(),
+    }))
+    .into_response()
+}
+
+async fn shadow_load(
+    State(s): State<AdminState>,
+    Path(kind): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refused) = denied(&s, &headers).or_else(|| enricher_only(&kind)) {
+        return refused;
+    }
+    let plugins = s.plugins.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let slot = &plugins.enricher;
+        slot.load_shadow(&plugins.loader, &slot.shadow_path())
+    })
+    .await;
+    match outcome {
+        Ok(outcome) => {
+            let status = match outcome {
+                crate::wasm::ReloadOutcome::Rejected { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+                _ => StatusCode::OK,
+            };
+            (status, axum::Json(json!(outcome))).into_response()
+        }
+        Err(err) => (StatusCode::INTERNAL_SERVER_ERROR, err.to_string()).into_response(),
+    }
+}
+
+async fn shadow_promote(
+    State(s): State<AdminState>,
+    Path(kind): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refused) = denied(&s, &headers).or_else(|| enricher_only(&kind)) {
+        return refused;
+    }
+    match s.plugins.enricher.promote_shadow("operator") {
+        Ok(to) => axum::Json(json!({"promoted": to})).into_response(),
+        Err(err) => (StatusCode::CONFLICT, err.to_string()).into_response(),
+    }
+}
+
+async fn shadow_discard(
+    State(s): State<AdminState>,
+    Path(kind): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refused) = denied(&s, &headers).or_else(|| enricher_only(&kind)) {
+        return refused;
+    }
+    match s.plugins.enricher.discard_shadow() {
+        Ok(was) => axum::Json(json!({"discarded": was})).into_response(),
+        Err(err) => (StatusCode::CONFLICT, err.to_string()).into_response(),
+    }
+}
+
+/// `POST {admin}/plugins/{kind}/rollback` with the bearer token: what
+/// `engagement-host plugin rollback` sends. Status and body.
+pub async fn request_rollback(
+    admin: &str,
+    kind: &str,
+    token: Option<&str>,
+) -> anyhow::Result<(u16, Value)> {
+    let base = if admin.starts_with("http") {
+        admin.trim_end_matches('/').to_string()
+    } else {
+        format!("http://{admin}")
+    };
+    let mut request = reqwest::Client::new()
+        .post(format!("{base}/plugins/{kind}/rollback"))
+        .timeout(std::time::Duration::from_secs(10));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await?;
+    let status = response.status().as_u16();
+    let text = response.text().await?;
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Ok((status, body))
 }

@@ -22,6 +22,7 @@ mod policy;
 pub mod registry;
 pub mod reload;
 pub mod runner;
+pub mod shadow;
 mod store;
 
 use std::path::{Path, PathBuf};
@@ -35,6 +36,7 @@ pub use instance::PluginInstance;
 pub use plugin::{LoadedPlugin, PluginId, PluginKind, PluginLoader};
 pub use registry::{AdmissionCheck, PluginSet, PluginSlot, Rejection, ReloadOutcome};
 pub use runner::PluginRunner;
+pub use shadow::{Shadow, ShadowPolicy, ShadowStats};
 
 /// Per-call and per-instance limits.
 #[derive(Debug, Clone)]
@@ -85,6 +87,8 @@ pub enum WasmError {
     Watch(String),
     #[error("no previous version to roll back to")]
     NothingToRollBack,
+    #[error("no version in shadow")]
+    NoShadow,
     #[error("{path}: {source}")]
     At {
         path: PathBuf,
@@ -108,7 +112,8 @@ impl WasmError {
             WasmError::Engine(_)
             | WasmError::Thread(_)
             | WasmError::Watch(_)
-            | WasmError::NothingToRollBack => "other",
+            | WasmError::NothingToRollBack
+            | WasmError::NoShadow => "other",
         }
     }
 

@@ -11,11 +11,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use serde::Serialize;
 
 use super::WasmError;
 use super::plugin::{LoadedPlugin, PluginKind, PluginLoader};
+use super::shadow::{Shadow, ShadowPolicy};
 use crate::telemetry::events;
 
 /// Consecutive failed calls after which a freshly swapped-in version is
@@ -54,6 +55,10 @@ pub struct PluginSlot {
     /// Asked before a new version goes live (see [`AdmissionCheck`]).
     admission: Mutex<Option<AdmissionCheck>>,
     last_rejection: Mutex<Option<Rejection>>,
+    /// A version running beside the current one, outputs compared, never
+    /// written (see `shadow`).
+    shadow: ArcSwapOption<Shadow>,
+    shadow_policy: Mutex<ShadowPolicy>,
 }
 
 /// What a reload did.
@@ -70,6 +75,12 @@ pub enum ReloadOutcome {
     Unchanged,
     /// The file was refused; the current version keeps serving.
     Rejected { reason: String },
+    /// The file runs in shadow beside the serving version.
+    Shadowing {
+        serving: String,
+        shadow: String,
+        load_ms: f64,
+    },
 }
 
 impl PluginSlot {
@@ -83,6 +94,8 @@ impl PluginSlot {
             swaps: AtomicU64::new(0),
             admission: Mutex::new(None),
             last_rejection: Mutex::new(None),
+            shadow: ArcSwapOption::empty(),
+            shadow_policy: Mutex::new(ShadowPolicy::default()),
         }
     }
 
@@ -224,6 +237,116 @@ impl PluginSlot {
         true
     }
 
+    /// `<name>.shadow.wasm` next to the slot's file: dropping a file there
+    /// starts a shadow, removing it discards the shadow.
+    pub fn shadow_path(&self) -> PathBuf {
+        let stem = self
+            .path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| self.kind.to_string());
+        self.path.with_file_name(format!("{stem}.shadow.wasm"))
+    }
+
+    /// The version in shadow, if any.
+    pub fn shadow(&self) -> Option<Arc<Shadow>> {
+        self.shadow.load_full()
+    }
+
+    pub fn shadow_policy(&self) -> ShadowPolicy {
+        *lock(&self.shadow_policy)
+    }
+
+    pub fn set_shadow_policy(&self, policy: ShadowPolicy) {
+        *lock(&self.shadow_policy) = policy;
+    }
+
+    /// Loads `path` as the shadow of this slot (replacing any shadow): the
+    /// same checks as a swap (load, validate, admission), then it runs
+    /// beside the current version from the next batch on.
+    pub fn load_shadow(&self, loader: &PluginLoader, path: &Path) -> ReloadOutcome {
+        let started = Instant::now();
+        let sha = match std::fs::read(path) {
+            Ok(bytes) => super::sha256_hex(&bytes),
+            Err(err) => {
+                return self.refuse(
+                    None,
+                    "read",
+                    format!("cannot read {}: {err}", path.display()),
+                    false,
+                );
+            }
+        };
+        if self.shadow().is_some_and(|s| s.plugin.id.sha256 == sha) {
+            return ReloadOutcome::Unchanged;
+        }
+        if sha == self.current().id.sha256 {
+            return ReloadOutcome::Rejected {
+                reason: "the shadow file is the version serving".into(),
+            };
+        }
+        let plugin = match loader.load(path, Some(self.kind)) {
+            Ok(plugin) => plugin,
+            Err(err) => return self.refuse(Some(sha), err.category(), err.to_string(), false),
+        };
+        let admission = lock(&self.admission).clone();
+        if let Some(check) = admission
+            && let Err((category, reason)) = check(&plugin)
+        {
+            return self.refuse(
+                Some(sha),
+                category,
+                format!("{}: {reason}", plugin.id.label()),
+                false,
+            );
+        }
+        let current = self.current();
+        tracing::info!(kind = %self.kind, serving = %current.id, shadow = %plugin.id, path = %path.display(), "shadow version started: outputs compared, not written");
+        let shadow = plugin.id.to_string();
+        self.shadow.store(Some(Arc::new(Shadow::new(plugin))));
+        ReloadOutcome::Shadowing {
+            serving: current.id.to_string(),
+            shadow,
+            load_ms: started.elapsed().as_secs_f64() * 1000.0,
+        }
+    }
+
+    /// Makes the shadow the current version (the previous one stays for a
+    /// rollback). Takes effect at the next batch, like a swap. A shadow
+    /// from [`Self::shadow_path`] is renamed over the slot's file, so a
+    /// restart serves the promoted version.
+    pub fn promote_shadow(&self, by: &str) -> Result<String, WasmError> {
+        let shadow = self.shadow.swap(None).ok_or(WasmError::NoShadow)?;
+        shadow.promoted.store(true, Ordering::Relaxed);
+        let started = Instant::now();
+        let old = self.current.swap(shadow.plugin.clone());
+        *lock(&self.previous) = Some(old.clone());
+        self.swaps.fetch_add(1, Ordering::Relaxed);
+        let stats = shadow.stats();
+        tracing::info!(kind = %self.kind, from = %old.id, to = %shadow.plugin.id, by, events = stats.events, differing = stats.differing, errors = stats.errors, "shadow version promoted");
+        events::plugin_swapped(
+            self.kind,
+            &old.id,
+            &shadow.plugin.id,
+            shadow.plugin.from_cache,
+            started.elapsed(),
+        );
+        if shadow.plugin.path == self.shadow_path()
+            && let Err(err) = std::fs::rename(&shadow.plugin.path, &self.path)
+        {
+            tracing::warn!(error = %err, from = %shadow.plugin.path.display(), to = %self.path.display(), "promoted, but cannot move the shadow file over the serving one: a restart would serve the old file");
+        }
+        Ok(shadow.plugin.id.to_string())
+    }
+
+    /// Stops the shadow; returns what it was.
+    pub fn discard_shadow(&self) -> Result<String, WasmError> {
+        let shadow = self.shadow.swap(None).ok_or(WasmError::NoShadow)?;
+        let stats = shadow.stats();
+        tracing::info!(kind = %self.kind, shadow = %shadow.plugin.id, events = stats.events, differing = stats.differing, errors = stats.errors, "shadow version discarded");
+        Ok(shadow.plugin.id.to_string())
+    }
+
     /// Returns to the version before the current one, at once.
     pub fn rollback(&self) -> Result<String, WasmError> {
         let mut previous = lock(&self.previous);
@@ -277,9 +400,20 @@ impl PluginSet {
         }
     }
 
-    /// Reloads whichever slot `path` belongs to (none: `None`).
+    /// Reloads whichever slot `path` belongs to (none: `None`). The
+    /// enricher's shadow file starts (or, removed, discards) a shadow.
     pub fn reload_path(&self, path: &Path) -> Option<(PluginKind, ReloadOutcome)> {
         let name = path.file_name()?;
+        if self.enricher.shadow_path().file_name() == Some(name) {
+            let slot = &self.enricher;
+            if path.exists() {
+                return Some((slot.kind, slot.load_shadow(&self.loader, path)));
+            }
+            if slot.discard_shadow().is_ok() {
+                tracing::info!(path = %path.display(), "shadow file removed");
+            }
+            return Some((slot.kind, ReloadOutcome::Unchanged));
+        }
         [&self.decoder, &self.enricher]
             .into_iter()
             .find(|slot| slot.path.file_name() == Some(name))

@@ -40,7 +40,9 @@ pub fn watch(dir: &Path, plugins: Arc<PluginSet>) -> Result<PluginWatcher, WasmE
                             tracing::debug!(%kind, path = %event.path.display(), "plugin file touched, content unchanged");
                         }
                         // Swaps and refusals are logged where they happen.
-                        ReloadOutcome::Swapped { .. } | ReloadOutcome::Rejected { .. } => {}
+                        ReloadOutcome::Swapped { .. }
+                        | ReloadOutcome::Rejected { .. }
+                        | ReloadOutcome::Shadowing { .. } => {}
                     }
                 }
             }

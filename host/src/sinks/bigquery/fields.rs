@@ -262,7 +262,13 @@ impl BigQuerySink {
         let config = &self.config;
         let adds: Vec<String> = missing
             .iter()
-            .map(|f| format!("ADD COLUMN IF NOT EXISTS {} {}", f.name, column_type(f.kind)))
+            .map(|f| {
+                format!(
+                    "ADD COLUMN IF NOT EXISTS {} {}",
+                    f.name,
+                    column_type(f.kind)
+                )
+            })
             .collect();
         let sql = format!(
             "ALTER TABLE `{}.{}.{}` {}",

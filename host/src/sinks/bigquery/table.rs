@@ -316,7 +316,10 @@ fn already_exists_is_fine(
     }
 }
 
-pub(super) fn query_errors(step: &'static str, errors: Option<&[ErrorProto]>) -> Result<(), BigQueryError> {
+pub(super) fn query_errors(
+    step: &'static str,
+    errors: Option<&[ErrorProto]>,
+) -> Result<(), BigQueryError> {
     match errors {
         Some(errors) if !errors.is_empty() => Err(BigQueryError::QueryFailed {
             step,
