@@ -162,6 +162,8 @@ redis_host = "127.0.0.1"
 redis_port = $STACK_REDIS_PORT
 bigquery_enabled = true
 bigquery_emulator_url = "http://127.0.0.1:$BIGQUERY_PORT/bigquery/v2"
+# A rule version that adds a field gets its (NULLABLE) column before it swaps in.
+bigquery_allow_schema_update = true
 api_enabled = true
 third_party_api_url = "http://127.0.0.1:$API_SIM_PORT"
 api_batch_size = 200

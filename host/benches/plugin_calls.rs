@@ -206,7 +206,18 @@ fn by_language(c: &mut Criterion) {
                 project(&request, plugin.reads.as_ref())
             })
             .collect();
+        // The first instance after a load (the group below measures them
+        // back to back, reusing a warm slot of the pool).
+        let started = Instant::now();
         let mut instance = PluginInstance::new(&loader.engine, &plugin).unwrap();
+        let first = started.elapsed();
+        let started = Instant::now();
+        instance.enrich(&inputs[0]).unwrap().unwrap();
+        eprintln!(
+            "instantiate/{lang}: first instance {:.2} ms, its first call {:.1} µs",
+            first.as_secs_f64() * 1e3,
+            started.elapsed().as_secs_f64() * 1e6
+        );
         group.throughput(Throughput::Elements(1));
         group.bench_function(BenchmarkId::new("enrich_single", lang), |b| {
             b.iter(|| instance.enrich(&inputs[0]).unwrap())

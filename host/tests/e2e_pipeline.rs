@@ -34,29 +34,6 @@ fn pg_port() -> u16 {
         .unwrap_or(5433)
 }
 
-fn pubsub_emulator() -> String {
-    std::env::var("PUBSUB_EMULATOR_HOST").unwrap_or_else(|_| "127.0.0.1:8085".into())
-}
-
-fn bigquery_url() -> String {
-    let url =
-        std::env::var("BIGQUERY_EMULATOR_URL").unwrap_or_else(|_| "http://127.0.0.1:9050".into());
-    let url = url.trim_end_matches('/').to_string();
-    if url.ends_with("/bigquery/v2") {
-        url
-    } else {
-        format!("{url}/bigquery/v2")
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn psql(database: &str, user: &str, sql: &str) -> String {
     let out = Command::new("psql")
         .args([
@@ -170,7 +147,7 @@ fn start_debezium(db: &Database, prefix: &str, dir: &Path) -> Proc {
                 "source.offset.storage.file.filename",
                 &dir.join("offsets.dat").display().to_string(),
             ),
-            set("sink.pubsub.address", &pubsub_emulator()),
+            set("sink.pubsub.address", &common::pubsub_host()),
         ])
         .env_remove("DEBEZIUM_SINK_PUBSUB_ADDRESS")
         .stdout(Stdio::piped())
@@ -227,17 +204,19 @@ redis_db = {REDIS_DB}
 bigquery_enabled = true
 bigquery_emulator_url = "{bigquery}"
 bigquery_dataset = "{dataset}"
+# v2 adds a field: the host adds its column before the swap.
+bigquery_allow_schema_update = true
 api_enabled = true
 third_party_api_url = "http://127.0.0.1:{api_port}"
 api_batch_size = 100
 admin_listen = "127.0.0.1:0"
 "#,
-        emulator = pubsub_emulator(),
+        emulator = common::pubsub_host(),
         state = dir.join("state").display(),
         dead = dir.join("dead.ndjson").display(),
         plugins = dir.join("plugins").display(),
         cache = common::cache_dir().display(),
-        bigquery = bigquery_url(),
+        bigquery = common::bigquery_url(),
     );
     let path = dir.join("host.toml");
     std::fs::write(&path, toml).unwrap();
@@ -376,20 +355,7 @@ fn bigquery_current(dataset: &str) -> Vec<Value> {
         "SELECT id, content_id, duration_ms, content_type, length_seconds, engagement_seconds, engagement_pct \
          FROM `{dataset}.enriched_events_current`"
     );
-    let answer: Value = block_on(async {
-        reqwest::Client::new()
-            .post(format!(
-                "{}/projects/streaming-project/queries",
-                bigquery_url()
-            ))
-            .json(&serde_json::json!({"query": sql, "useLegacySql": false}))
-            .send()
-            .await?
-            .json()
-            .await
-    })
-    .unwrap();
-    assert!(answer.get("errors").is_none(), "{sql}: {answer}");
+    let cells = block_on(common::bigquery_rows(&sql));
     let names = [
         "id",
         "content_id",
@@ -399,30 +365,23 @@ fn bigquery_current(dataset: &str) -> Vec<Value> {
         "engagement_seconds",
         "engagement_pct",
     ];
-    answer["rows"]
-        .as_array()
-        .map(|rows| {
-            rows.iter()
-                .map(|r| {
-                    let cells = r["f"].as_array().unwrap();
-                    let mut obj = serde_json::Map::new();
-                    for (name, cell) in names.iter().zip(cells) {
-                        // The REST API returns every cell as a string.
-                        let v = match &cell["v"] {
-                            Value::String(s)
-                                if *name != "content_id" && *name != "content_type" =>
-                            {
-                                serde_json::from_str(s).unwrap_or(Value::String(s.clone()))
-                            }
-                            v => v.clone(),
-                        };
-                        obj.insert(name.to_string(), v);
+    cells
+        .iter()
+        .map(|cells| {
+            let mut obj = serde_json::Map::new();
+            for (name, cell) in names.iter().zip(cells) {
+                // The REST API returns every cell as a string.
+                let v = match cell {
+                    Value::String(s) if *name != "content_id" && *name != "content_type" => {
+                        serde_json::from_str(s).unwrap_or(Value::String(s.clone()))
                     }
-                    Value::Object(obj)
-                })
-                .collect()
+                    v => v.clone(),
+                };
+                obj.insert(name.to_string(), v);
+            }
+            Value::Object(obj)
         })
-        .unwrap_or_default()
+        .collect()
 }
 
 #[test]
@@ -448,7 +407,7 @@ fn database_rows_reach_every_sink_through_real_debezium_with_a_swap_and_a_kill()
     std::fs::create_dir_all(&plugins).unwrap();
     std::fs::copy(common::decoder_wasm(), plugins.join("decoder.wasm")).unwrap();
     std::fs::copy(common::enricher_wasm(), plugins.join("enricher.wasm")).unwrap();
-    let api_port = free_port();
+    let api_port = common::free_port();
     let _api = Proc(
         common::bin()
             .args(["api-sim", "--listen", &format!("127.0.0.1:{api_port}")])

@@ -21,53 +21,9 @@ use google_cloud_pubsub::model::Message as PubsubMessage;
 use serde_json::Value;
 
 /// Base URL of the BigQuery emulator's REST API (`.../bigquery/v2`).
-fn bigquery_url() -> String {
-    let url =
-        std::env::var("BIGQUERY_EMULATOR_URL").unwrap_or_else(|_| "http://127.0.0.1:9050".into());
-    let url = url.trim_end_matches('/').to_string();
-    if url.ends_with("/bigquery/v2") {
-        url
-    } else {
-        format!("{url}/bigquery/v2")
-    }
-}
-
-/// Rows of a query, each as the REST API's cell values.
-async fn bigquery_rows(base: &str, sql: &str) -> Vec<Vec<Value>> {
-    let answer: Value = reqwest::Client::new()
-        .post(format!("{base}/projects/streaming-project/queries"))
-        .json(&serde_json::json!({"query": sql, "useLegacySql": false}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(answer.get("errors").is_none(), "{sql}: {answer}");
-    answer["rows"]
-        .as_array()
-        .map(|rows| {
-            rows.iter()
-                .map(|r| {
-                    r["f"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|c| c["v"].clone())
-                        .collect()
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn emulator() -> String {
-    std::env::var("PUBSUB_EMULATOR_HOST").unwrap_or_else(|_| "127.0.0.1:8085".into())
-}
-
 /// Fresh topic and subscription names: the emulator keeps everything.
 fn names(tag: &str) -> (String, HashMap<&'static str, String>) {
-    let run = format!("{tag}-{}-{}", std::process::id(), rand_suffix());
+    let run = format!("{tag}-{}-{}", std::process::id(), common::unique_suffix());
     let mut n = HashMap::new();
     n.insert("content_topic", format!("content-{run}"));
     n.insert("events_topic", format!("events-{run}"));
@@ -75,13 +31,6 @@ fn names(tag: &str) -> (String, HashMap<&'static str, String>) {
     n.insert("events_subscription", format!("events-sub-{run}"));
     n.insert("dead_letter_topic", format!("dead-{run}"));
     (run, n)
-}
-
-fn rand_suffix() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0)
 }
 
 fn write_config(
@@ -94,7 +43,7 @@ fn write_config(
     let mut toml = format!(
         "pubsub_emulator_host = \"{}\"\nredis_db = {redis_db}\nstate_dir = \"{}\"\ndead_letter_file = \"{}\"\n\
          plugin_dir = \"{}\"\nplugin_cache_dir = \"{}\"\ndefault_emit_interval_secs = 0.2\nadmin_listen = \"127.0.0.1:0\"\n",
-        emulator(),
+        common::pubsub_host(),
         dir.join("state").display(),
         dir.join("dead.ndjson").display(),
         plugins.display(),
@@ -112,7 +61,7 @@ fn write_config(
 
 fn pubsub_config(names: &HashMap<&str, String>) -> PubSubConfig {
     PubSubConfig {
-        endpoint: Some(format!("http://{}", emulator())),
+        endpoint: Some(format!("http://{}", common::pubsub_host())),
         subscriptions: vec![
             SubscriptionConfig {
                 subscription: names["content_subscription"].clone(),
@@ -226,8 +175,8 @@ async fn fixture_through_pubsub_ends_in_redis() {
         api.clone(),
         std::future::pending(),
     ));
-    let dataset = format!("e2e_{}", rand_suffix());
-    let bigquery = bigquery_url();
+    let dataset = format!("e2e_{}", common::unique_suffix());
+    let bigquery = common::bigquery_url();
     let config_path = write_config(
         tmp.path(),
         &names,
@@ -301,9 +250,7 @@ async fn fixture_through_pubsub_ends_in_redis() {
     );
 
     // BigQuery's current view holds event 3 only, with its derived values.
-    let rows = bigquery_rows(
-        &bigquery,
-        &format!("SELECT id, engagement_pct, content_type FROM `streaming-project.{dataset}.enriched_events_current`"),
+    let rows = common::bigquery_rows(&format!("SELECT id, engagement_pct, content_type FROM `streaming-project.{dataset}.enriched_events_current`"),
     )
     .await;
     assert_eq!(rows.len(), 1, "{rows:?}");
@@ -313,10 +260,9 @@ async fn fixture_through_pubsub_ends_in_redis() {
         Some(100.0)
     );
     assert_eq!(rows[0][2], Value::from("video"));
-    let all = bigquery_rows(
-        &bigquery,
-        &format!("SELECT COUNT(*) FROM `streaming-project.{dataset}.enriched_events`"),
-    )
+    let all = common::bigquery_rows(&format!(
+        "SELECT COUNT(*) FROM `streaming-project.{dataset}.enriched_events`"
+    ))
     .await;
     assert_eq!(
         all[0][0],
@@ -470,8 +416,8 @@ async fn kill_and_restart_mid_stream_loses_and_doubles_nothing() {
     let plugins = common::plugin_dir(tmp.path());
     let (_, names) = names("restart");
     // BigQuery too: redelivered rows must not add current versions.
-    let dataset = format!("restart_{}", rand_suffix());
-    let bigquery = bigquery_url();
+    let dataset = format!("restart_{}", common::unique_suffix());
+    let bigquery = common::bigquery_url();
     let config_path = write_config(
         tmp.path(),
         &names,
@@ -517,11 +463,8 @@ async fn kill_and_restart_mid_stream_loses_and_doubles_nothing() {
 
     // The current view: one row per event, however often it was delivered.
     let view = format!("`streaming-project.{dataset}.enriched_events_current`");
-    let counts = bigquery_rows(
-        &bigquery,
-        &format!("SELECT COUNT(*), COUNT(DISTINCT id) FROM {view}"),
-    )
-    .await;
+    let counts =
+        common::bigquery_rows(&format!("SELECT COUNT(*), COUNT(DISTINCT id) FROM {view}")).await;
     assert_eq!(counts[0][0], Value::from("2000"), "{counts:?}");
     assert_eq!(counts[0][1], Value::from("2000"), "{counts:?}");
 
@@ -800,10 +743,12 @@ async fn bigquery_unavailable_for_a_while_loses_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let plugins = common::plugin_dir(tmp.path());
     let (_, names) = names("bq-outage");
-    let emulator_root = bigquery_url().trim_end_matches("/bigquery/v2").to_string();
+    let emulator_root = common::bigquery_url()
+        .trim_end_matches("/bigquery/v2")
+        .to_string();
     let (proxy, refused) =
         bigquery_503_proxy(emulator_root, Instant::now() + Duration::from_secs(6)).await;
-    let dataset = format!("outage_{}", rand_suffix());
+    let dataset = format!("outage_{}", common::unique_suffix());
     let config_path = write_config(
         tmp.path(),
         &names,
@@ -823,11 +768,10 @@ async fn bigquery_unavailable_for_a_while_loses_nothing() {
     let log = tmp.path().join("host.log");
     let mut host = start_host(&config_path, &log);
     publish_fixture(&config, &names, &lines, &no_headers(lines.len())).await;
-    let bigquery = bigquery_url();
     let view = format!("`streaming-project.{dataset}.enriched_events_current`");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let rows = bigquery_rows(&bigquery, &format!("SELECT COUNT(*) FROM {view}")).await;
+        let rows = common::bigquery_rows(&format!("SELECT COUNT(*) FROM {view}")).await;
         if rows.first().map(|r| r[0].clone()) == Some(Value::from("500")) {
             break;
         }

@@ -151,3 +151,71 @@ pub fn json_to_value(json: &serde_json::Value) -> engagement_host::wasm::binding
         other => Value::Json(other.to_string()),
     }
 }
+
+/// The BigQuery emulator's REST base (`.../bigquery/v2`), from
+/// `BIGQUERY_EMULATOR_URL` (what `scripts/emulators/start.sh` writes) or the default port.
+pub fn bigquery_url() -> String {
+    let url =
+        std::env::var("BIGQUERY_EMULATOR_URL").unwrap_or_else(|_| "http://127.0.0.1:9050".into());
+    let url = url.trim_end_matches('/').to_string();
+    if url.ends_with("/bigquery/v2") {
+        url
+    } else {
+        format!("{url}/bigquery/v2")
+    }
+}
+
+/// `host:port` of the Pub/Sub emulator.
+pub fn pubsub_host() -> String {
+    std::env::var("PUBSUB_EMULATOR_HOST").unwrap_or_else(|_| "127.0.0.1:8085".into())
+}
+
+/// A number that differs between runs, for fresh topic/dataset names (the
+/// emulators keep everything while they run).
+pub fn unique_suffix() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Rows of a query on the BigQuery emulator, each as the REST API's cell
+/// values (strings, or null).
+pub async fn bigquery_rows(sql: &str) -> Vec<Vec<serde_json::Value>> {
+    let answer: serde_json::Value = reqwest::Client::new()
+        .post(format!(
+            "{}/projects/streaming-project/queries",
+            bigquery_url()
+        ))
+        .json(&serde_json::json!({"query": sql, "useLegacySql": false}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(answer.get("errors").is_none(), "{sql}: {answer}");
+    answer["rows"]
+        .as_array()
+        .map(|rows| {
+            rows.iter()
+                .map(|r| {
+                    r["f"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|c| c["v"].clone())
+                        .collect()
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -18,35 +18,9 @@ use super::common;
 
 pub const TOKEN: &str = "schema-test-token";
 
-pub fn bigquery_url() -> String {
-    let url =
-        std::env::var("BIGQUERY_EMULATOR_URL").unwrap_or_else(|_| "http://127.0.0.1:9050".into());
-    let url = url.trim_end_matches('/').to_string();
-    if url.ends_with("/bigquery/v2") {
-        url
-    } else {
-        format!("{url}/bigquery/v2")
-    }
-}
-
-pub fn pubsub_host() -> String {
-    std::env::var("PUBSUB_EMULATOR_HOST").unwrap_or_else(|_| "127.0.0.1:8085".into())
-}
-
-pub fn suffix() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0)
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use super::common::{
+    bigquery_rows as rows, bigquery_url, free_port, pubsub_host, unique_suffix as suffix,
+};
 
 /// One service under test: its names, config, admin address.
 pub struct Setup {
@@ -192,38 +166,6 @@ impl Setup {
     pub async fn has_column(&self, name: &str) -> bool {
         self.columns().await.iter().any(|c| c.0 == name)
     }
-}
-
-/// Rows of a query, each as the REST API's cell values.
-pub async fn rows(sql: &str) -> Vec<Vec<Value>> {
-    let answer: Value = reqwest::Client::new()
-        .post(format!(
-            "{}/projects/streaming-project/queries",
-            bigquery_url()
-        ))
-        .json(&serde_json::json!({"query": sql, "useLegacySql": false}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(answer.get("errors").is_none(), "{sql}: {answer}");
-    answer["rows"]
-        .as_array()
-        .map(|rows| {
-            rows.iter()
-                .map(|r| {
-                    r["f"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|c| c["v"].clone())
-                        .collect()
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Distinct event ids per enricher version in the table.
