@@ -36,7 +36,13 @@ cp target/always-trap/wasm32-wasip2/plugin/faulty_enricher.wasm dist/examples/al
 # The Python rule: componentize-py (installed once into .venv/componentize-py);
 # skipped when its inputs are unchanged (a Python build takes ~15 s and is
 # not reproducible, so rebuilding would change its sha256 for nothing).
-echo "==> building the Python enricher (componentize-py)"
-plugins/engagement-enricher-py/build.sh dist/examples/enricher-py.wasm
+# Not built with BUILD_PYTHON_PLUGINS=0, nor where the setup script is absent
+# (the Docker build copies only this script: the image ships dist/plugins).
+if [[ ${BUILD_PYTHON_PLUGINS:-1} == 0 || ! -f scripts/setup-componentize-py.sh ]]; then
+    echo "==> skipping the Python enricher (BUILD_PYTHON_PLUGINS=0 or no scripts/setup-componentize-py.sh)"
+else
+    echo "==> building the Python enricher (componentize-py)"
+    plugins/engagement-enricher-py/build.sh dist/examples/enricher-py.wasm
+fi
 
 ls -l dist/plugins dist/examples | sed 's/^/    /'

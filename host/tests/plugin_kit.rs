@@ -39,13 +39,17 @@ fn componentize_py() -> PathBuf {
 
 /// `engagement-host plugin test FILE --cases CASES` with the tests' cache.
 fn plugin_test(file: &Path, cases: &Path) -> Output {
+    plugin_test_cached_in(file, cases, &common::cache_dir())
+}
+
+fn plugin_test_cached_in(file: &Path, cases: &Path, cache: &Path) -> Output {
     common::bin()
         .args(["plugin", "test"])
         .arg(file)
         .arg("--cases")
         .arg(cases)
         .arg("--cache-dir")
-        .arg(common::cache_dir())
+        .arg(cache)
         .output()
         .expect("run engagement-host plugin test")
 }
@@ -209,7 +213,9 @@ fn build_and_test(dir: &Path, name: &str, build: &mut Command) -> PathBuf {
     );
 
     let golden = common::read_ndjson(&dir.join("cases.ndjson"));
-    let out = plugin_test(&wasm, &dir.join("cases.ndjson"));
+    // A cache of its own, dropped with the directory: a componentize-py
+    // build is a new file every time, and its precompiled copy is ~35 MB.
+    let out = plugin_test_cached_in(&wasm, &dir.join("cases.ndjson"), &dir.join("cache"));
     let stdout = text(&out.stdout);
     assert_eq!(
         out.status.code(),
