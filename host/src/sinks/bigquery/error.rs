@@ -70,6 +70,28 @@ pub enum BigQueryError {
 }
 
 impl BigQueryError {
+    /// An error status with BigQuery's error body (`{"error": {"message",
+    /// "errors": [{"reason"}]}}`), or the start of whatever body came.
+    pub fn refused(step: &'static str, status: u16, body: &str) -> Self {
+        let value: Option<serde_json::Value> = serde_json::from_str(body).ok();
+        let error = value.as_ref().and_then(|v| v.get("error"));
+        BigQueryError::Refused {
+            step,
+            status,
+            reason: error
+                .and_then(|e| e.pointer("/errors/0/reason"))
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            message: error
+                .and_then(|e| e.get("message"))
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)
+                .unwrap_or_else(|| body.chars().take(300).collect()),
+            retry_after: None,
+        }
+    }
+
     /// Whether retrying may succeed.
     pub fn is_retriable(&self) -> bool {
         match self {

@@ -236,23 +236,7 @@ impl BigQuerySink {
             return Ok(());
         }
         let body = response.text().await.unwrap_or_default();
-        let error: Option<Value> = serde_json::from_str(&body).ok();
-        let error = error.as_ref().and_then(|v| v.get("error"));
-        Err(BigQueryError::Refused {
-            step: STEP,
-            status,
-            reason: error
-                .and_then(|e| e.pointer("/errors/0/reason"))
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-            message: error
-                .and_then(|e| e.get("message"))
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .unwrap_or_else(|| body.chars().take(300).collect()),
-            retry_after: None,
-        })
+        Err(BigQueryError::refused(STEP, status, &body))
     }
 
     /// `ALTER TABLE ... ADD COLUMN IF NOT EXISTS` for each missing field

@@ -262,22 +262,7 @@ impl BigQuerySink {
                 message: body.chars().take(300).collect(),
             });
         }
-        let error = value.as_ref().and_then(|v| v.get("error"));
-        Err(BigQueryError::Refused {
-            step,
-            status,
-            reason: error
-                .and_then(|e| e.pointer("/errors/0/reason"))
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-            message: error
-                .and_then(|e| e.get("message"))
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .unwrap_or_else(|| body.chars().take(300).collect()),
-            retry_after: None,
-        })
+        Err(BigQueryError::refused(step, status, &body))
     }
 
     fn dataset_url(&self) -> String {
