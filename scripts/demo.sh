@@ -45,9 +45,11 @@ Look at each part (the stack keeps running):
   more data   $host datagen --host 127.0.0.1 --port ${PG_PORT:-5433} -c 60 -e 3000 -d 2 --prefer-new
 
 Hot-swap a rule while it runs (v2 adds engagement_tier):
-  cp dist/examples/enricher-v2.wasm .state/stack/plugins/enricher.wasm
-  curl -s $admin/plugins            # enricher is now engagement-enricher 2.0.0
-  cp dist/plugins/enricher.wasm .state/stack/plugins/enricher.wasm   # back to v1
+  cp dist/examples/enricher-v2.wasm .state/stack/plugins/new.tmp && mv .state/stack/plugins/new.tmp .state/stack/plugins/enricher.wasm
+  curl -s $admin/plugins            # enricher is now engagement-enricher 2.0.0 (its BigQuery column added first)
+  curl -s -X POST -H 'Authorization: Bearer local-stack' $admin/plugins/enricher/rollback   # back to v1
+  (cp then mv: the host never sees half a file. A shadow trial instead: copy it to
+   .state/stack/plugins/enricher.shadow.wasm and watch $admin/plugins/enricher/shadow)
 
 Stop everything: scripts/stack.sh down
 EOF
