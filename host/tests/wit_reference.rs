@@ -23,7 +23,10 @@ fn reference(file: &str, wit: &str) -> String {
         if line.is_empty() || line.starts_with("//") {
             continue;
         }
-        let declaration = line.trim_end_matches('{').trim_end_matches([',', ';']).trim();
+        let declaration = line
+            .trim_end_matches('{')
+            .trim_end_matches([',', ';'])
+            .trim();
         let indent = "  ".repeat(depth);
         let text = docs.join(" ").replace("  ", " ");
         if text.is_empty() {
