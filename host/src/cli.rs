@@ -160,6 +160,22 @@ pub enum PluginCommand {
     /// Return a running service to the plugin version before the current
     /// one, at once (between two batches), through its admin endpoint.
     Rollback(RollbackArgs),
+    /// Make the shadow enricher of a running service serve, at once
+    /// (between two batches), through its admin endpoint.
+    Promote(AdminArgs),
+    /// Drop the shadow enricher of a running service.
+    Discard(AdminArgs),
+}
+
+/// How to reach a running service's admin endpoint.
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// The service's admin endpoint (`admin_listen`).
+    #[arg(long, env = "ADMIN_LISTEN", default_value = "127.0.0.1:9100")]
+    pub admin: String,
+    /// Its `admin_token`.
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -167,12 +183,8 @@ pub struct RollbackArgs {
     /// Which plugin: `enricher` or `decoder`.
     #[arg(default_value = "enricher")]
     pub kind: String,
-    /// The service's admin endpoint (`admin_listen`).
-    #[arg(long, env = "ADMIN_LISTEN", default_value = "127.0.0.1:9100")]
-    pub admin: String,
-    /// Its `admin_token`.
-    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    #[command(flatten)]
+    pub admin: AdminArgs,
 }
 
 #[derive(Debug, Args)]

@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::Parser;
 
 use engagement_host::api_sim::{self, ApiSimSettings, FaultConfig};
-use engagement_host::cli::{Cli, Command, PluginCommand, ReplayArgs};
+use engagement_host::cli::{AdminArgs, Cli, Command, PluginCommand, ReplayArgs};
 use engagement_host::commands::{datagen, plugin_check, plugin_new, plugin_test, replay, run};
 use engagement_host::settings::PluginSettings;
 use engagement_host::sinks::http::HttpSinkConfig;
@@ -117,25 +117,24 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             plugin_test::run(&plugin_test::settings(&args))
         }
         Command::Plugin(PluginCommand::New(args)) => plugin_new::run(&plugin_new::settings(&args)?),
-        Command::Plugin(PluginCommand::Rollback(args)) => {
-            let (status, body) =
-                runtime()?.block_on(engagement_host::telemetry::admin::request_rollback(
-                    &args.admin,
-                    &args.kind,
-                    args.token.as_deref(),
-                ))?;
-            if (200..300).contains(&status) {
-                println!("{}", body["rolled_back_to"].as_str().unwrap_or_default());
-                Ok(ExitCode::SUCCESS)
-            } else {
-                eprintln!(
-                    "rollback refused (HTTP {status}): {}",
-                    body.as_str()
-                        .map_or_else(|| body.to_string(), str::to_owned)
-                );
-                Ok(ExitCode::FAILURE)
-            }
-        }
+        Command::Plugin(PluginCommand::Rollback(args)) => admin_call(
+            &args.admin,
+            reqwest::Method::POST,
+            &format!("/plugins/{}/rollback", args.kind),
+            "rolled_back_to",
+        ),
+        Command::Plugin(PluginCommand::Promote(args)) => admin_call(
+            &args,
+            reqwest::Method::POST,
+            "/plugins/enricher/promote",
+            "promoted",
+        ),
+        Command::Plugin(PluginCommand::Discard(args)) => admin_call(
+            &args,
+            reqwest::Method::DELETE,
+            "/plugins/enricher/shadow",
+            "discarded",
+        ),
     }
 }
 
@@ -143,6 +142,35 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)
+}
+
+/// One admin endpoint request on behalf of a `plugin` subcommand: prints
+/// `field` of the answer, or why it was refused (exit status 1).
+fn admin_call(
+    args: &AdminArgs,
+    method: reqwest::Method,
+    path: &str,
+    field: &str,
+) -> Result<ExitCode> {
+    let (status, body) = runtime()?.block_on(engagement_host::telemetry::admin::request(
+        &args.admin,
+        method,
+        path,
+        args.token.as_deref(),
+    ))?;
+    if (200..300).contains(&status) {
+        match body[field].as_str() {
+            Some(text) => println!("{text}"),
+            None => println!("{}", body[field]),
+        }
+        Ok(ExitCode::SUCCESS)
+    } else {
+        let reason = body
+            .as_str()
+            .map_or_else(|| body.to_string(), str::to_owned);
+        eprintln!("refused (HTTP {status}): {reason}");
+        Ok(ExitCode::FAILURE)
+    }
 }
 
 fn replay_settings(args: &ReplayArgs) -> replay::ReplaySettings {

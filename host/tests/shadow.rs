@@ -155,24 +155,10 @@ fn replay_shadow_then_promotion_then_rollback_switch_cleanly() {
     assert_eq!(summary["plugin_swaps"], 1);
 }
 
-async fn post(setup: &Setup, method: reqwest::Method, path: &str) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .request(method, format!("http://{}{path}", setup.admin))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
 /// The service: a shadow file dropped next to the enricher runs in shadow
 /// (its outputs not written), `GET /plugins/enricher/shadow` counts and
-/// samples the differences, `POST .../promote` makes it serve, and
+/// samples the differences, `engagement-host plugin promote` makes it serve,
+/// `plugin discard` drops a shadow, and
 /// `engagement-host plugin rollback` returns to v1.
 #[tokio::test(flavor = "multi_thread")]
 async fn service_shadow_promote_and_cli_rollback() {
@@ -243,8 +229,23 @@ async fn service_shadow_promote_and_cli_rollback() {
 
     // Promoted by command: the next events are v2's; the shadow file
     // becomes the serving file.
-    let (code, answer) = post(&setup, reqwest::Method::POST, "/plugins/enricher/promote").await;
-    assert_eq!(code, 200, "{answer}");
+    let out = common::bin()
+        .args([
+            "plugin",
+            "promote",
+            "--admin",
+            &setup.admin,
+            "--token",
+            TOKEN,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with(V2));
     assert!(setup.enricher().await.unwrap()["shadow"].is_null());
     assert!(!plugins.join("enricher.shadow.wasm").exists());
     assert_eq!(
@@ -289,6 +290,40 @@ async fn service_shadow_promote_and_cli_rollback() {
         .output()
         .unwrap();
     assert!(!out.status.success());
+
+    // A shadow can also be dropped: `plugin discard`, and v1 serves on.
+    common::deploy(&v2, &plugins.join("enricher.shadow.wasm"));
+    wait_for(
+        "the shadow again",
+        Duration::from_secs(60),
+        &setup,
+        || async {
+            setup
+                .enricher()
+                .await
+                .is_some_and(|e| e["shadow"]["version"] == "2.0.0")
+        },
+    )
+    .await;
+    let out = common::bin()
+        .args([
+            "plugin",
+            "discard",
+            "--admin",
+            &setup.admin,
+            "--token",
+            TOKEN,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let enricher = setup.enricher().await.unwrap();
+    assert!(enricher["shadow"].is_null(), "{enricher}");
+    assert_eq!(enricher["version"], "1.0.0");
 
     let status = sigterm(&mut host);
     assert!(status.success(), "{}", setup.log());

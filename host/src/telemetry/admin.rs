@@ -233,11 +233,12 @@ async fn shadow_discard(
     }
 }
 
-/// `POST {admin}/plugins/{kind}/rollback` with the bearer token: what
-/// `engagement-host plugin rollback` sends. Status and body.
-pub async fn request_rollback(
+/// `method {admin}{path}` with the bearer token, as `engagement-host plugin
+/// rollback|promote|discard` send it. Status and body (JSON, or the text).
+pub async fn request(
     admin: &str,
-    kind: &str,
+    method: reqwest::Method,
+    path: &str,
     token: Option<&str>,
 ) -> anyhow::Result<(u16, Value)> {
     let base = if admin.starts_with("http") {
@@ -246,7 +247,7 @@ pub async fn request_rollback(
         format!("http://{admin}")
     };
     let mut request = reqwest::Client::new()
-        .post(format!("{base}/plugins/{kind}/rollback"))
+        .request(method, format!("{base}{path}"))
         .timeout(std::time::Duration::from_secs(10));
     if let Some(token) = token {
         request = request.bearer_auth(token);
