@@ -99,20 +99,6 @@ fn start_host(config: &Path, log: &Path) -> Child {
         .unwrap()
 }
 
-fn sigterm(child: &mut Child) -> std::process::ExitStatus {
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(Instant::now() < deadline, "host did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// Publishes the fixture lines as Debezium Server's Pub/Sub sink does.
 async fn publish_fixture(
     config: &PubSubConfig,
@@ -270,7 +256,7 @@ async fn fixture_through_pubsub_ends_in_redis() {
         "BigQuery has a row for every record the API got"
     );
 
-    let status = sigterm(&mut host);
+    let status = common::sigterm(&mut host);
     let log_text = std::fs::read_to_string(&log).unwrap();
     assert!(status.success(), "host exit {status}: {log_text}");
     assert!(log_text.contains("service stopped"), "{log_text}");
@@ -402,7 +388,7 @@ async fn malformed_messages_go_to_the_dead_letters_and_the_rest_is_delivered() {
         handler.ack();
         seen += 1;
     }
-    let status = sigterm(&mut host);
+    let status = common::sigterm(&mut host);
     assert!(
         status.success(),
         "{}",
@@ -453,7 +439,7 @@ async fn kill_and_restart_mid_stream_loses_and_doubles_nothing() {
     wait_for("all 2000 events in Redis", Duration::from_secs(90), || {
         eng_keys(&mut conn).len() == 2000
     });
-    let status = sigterm(&mut host);
+    let status = common::sigterm(&mut host);
     assert!(
         status.success(),
         "exit {status}: {}",
@@ -603,7 +589,7 @@ async fn redis_restarted_mid_stream_then_sigterm_and_restart_lose_nothing() {
 
     // SIGTERM, then a restart on the same state: a further redelivery of
     // everything changes nothing.
-    let status = sigterm(&mut host);
+    let status = common::sigterm(&mut host);
     assert!(
         status.success(),
         "exit {status}: {}",
@@ -614,7 +600,7 @@ async fn redis_restarted_mid_stream_then_sigterm_and_restart_lose_nothing() {
     publish_fixture(&config, &names, &lines, &no_headers(lines.len())).await;
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(eng_keys(&mut private.connection()).len(), 3000);
-    let status = sigterm(&mut host);
+    let status = common::sigterm(&mut host);
     assert!(
         status.success(),
         "exit {status}: {}",
@@ -676,7 +662,7 @@ async fn api_down_for_ten_seconds_then_every_event_arrives_once() {
     // none counted twice.
     assert_eq!(stats.events, 1000, "{stats:?}");
     assert_eq!(eng_keys(&mut conn).len(), 1000, "Redis got them all too");
-    let status = sigterm(&mut host);
+    let status = common::sigterm(&mut host);
     assert!(
         status.success(),
         "exit {status}: {}",
@@ -771,8 +757,15 @@ async fn bigquery_unavailable_for_a_while_loses_nothing() {
     let view = format!("`streaming-project.{dataset}.enriched_events_current`");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let rows = common::bigquery_rows(&format!("SELECT COUNT(*) FROM {view}")).await;
-        if rows.first().map(|r| r[0].clone()) == Some(Value::from("500")) {
+        // The view exists only once the host reached BigQuery through the outage.
+        let rows = common::try_bigquery_rows(&format!("SELECT COUNT(*) FROM {view}")).await;
+        if rows
+            .as_ref()
+            .ok()
+            .and_then(|r| r.first())
+            .map(|r| r[0].clone())
+            == Some(Value::from("500"))
+        {
             break;
         }
         assert!(
@@ -782,7 +775,7 @@ async fn bigquery_unavailable_for_a_while_loses_nothing() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     assert!(refused.load(Ordering::Relaxed) > 0, "the outage was hit");
-    let status = sigterm(&mut host);
+    let status = common::sigterm(&mut host);
     assert!(
         status.success(),
         "exit {status}: {}",

@@ -188,8 +188,10 @@ pub fn free_port() -> u16 {
 }
 
 /// Rows of a query on the BigQuery emulator, each as the REST API's cell
-/// values (strings, or null).
-pub async fn bigquery_rows(sql: &str) -> Vec<Vec<serde_json::Value>> {
+/// values (strings, or null); the emulator's `errors` when it refused it.
+pub async fn try_bigquery_rows(
+    sql: &str,
+) -> Result<Vec<Vec<serde_json::Value>>, serde_json::Value> {
     let answer: serde_json::Value = reqwest::Client::new()
         .post(format!(
             "{}/projects/streaming-project/queries",
@@ -202,8 +204,10 @@ pub async fn bigquery_rows(sql: &str) -> Vec<Vec<serde_json::Value>> {
         .json()
         .await
         .unwrap();
-    assert!(answer.get("errors").is_none(), "{sql}: {answer}");
-    answer["rows"]
+    if let Some(errors) = answer.get("errors") {
+        return Err(errors.clone());
+    }
+    Ok(answer["rows"]
         .as_array()
         .map(|rows| {
             rows.iter()
@@ -217,5 +221,31 @@ pub async fn bigquery_rows(sql: &str) -> Vec<Vec<serde_json::Value>> {
                 })
                 .collect()
         })
-        .unwrap_or_default()
+        .unwrap_or_default())
+}
+
+/// Like [`try_bigquery_rows`], for a query that must succeed.
+pub async fn bigquery_rows(sql: &str) -> Vec<Vec<serde_json::Value>> {
+    match try_bigquery_rows(sql).await {
+        Ok(rows) => rows,
+        Err(errors) => panic!("{sql}: {errors}"),
+    }
+}
+
+/// Sends SIGTERM and waits (30 s at most) for the process to exit.
+pub fn sigterm(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "host did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -238,16 +238,4 @@ where
     }
 }
 
-pub fn sigterm(child: &mut Child) -> std::process::ExitStatus {
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(Instant::now() < deadline, "host did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+pub use super::common::sigterm;
